@@ -1,0 +1,22 @@
+//! The plumbing Berth's reference services share, kept in one place so the
+//! item and order services only contain their domain: configuration from the
+//! environment, tracing setup, RFC 9457 problem responses and the extractors
+//! that produce them, request ids, Prometheus metrics, health endpoints,
+//! graceful shutdown and the PostgreSQL pool with embedded migrations.
+//!
+//! A service builds its API router, hands it to [`server::app`] together with
+//! its [`server::Kit`], and runs it with [`server::serve`].
+
+pub mod config;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod postgres;
+pub mod problem;
+pub mod request_id;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use problem::{FieldError, Problem};
+pub use request_id::RequestId;

@@ -1,0 +1,111 @@
+//! Assembles a service: its API routes plus the shared endpoints (`/healthz`,
+//! `/readyz`, `/metrics`, `/openapi.json`), problem+json fallbacks, and the
+//! layers every request passes through (panic guard, request id and span,
+//! body limit, metrics); then serves it until SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::health::{self, Health};
+use crate::metrics::{self, Metrics};
+use crate::problem::{self, Problem};
+use crate::request_id;
+
+/// What the shared endpoints and layers need.
+#[derive(Clone)]
+pub struct Kit {
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+    /// The service's OpenAPI document, rendered once at start.
+    pub openapi: Arc<String>,
+    pub body_limit: usize,
+}
+
+/// The whole application router.
+pub fn app(api: Router, kit: &Kit) -> Router {
+    let openapi = kit.openapi.clone();
+    let body_limit = kit.body_limit;
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = openapi.clone();
+            async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], doc.to_string()) }
+        }),
+    )
+    .route("/healthz", get(health::healthz))
+    .route("/readyz", get(health::readyz).with_state(kit.health.clone()))
+    .route("/metrics", get(metrics::serve).with_state(kit.metrics.clone()))
+    .fallback(problem::route_not_found)
+    .method_not_allowed_fallback(problem::method_not_allowed)
+    .layer(axum::middleware::from_fn_with_state(kit.metrics.clone(), metrics::track))
+    .layer(axum::middleware::map_response(move |response: Response| async move {
+        // The body limit rejects inside extractors with our own problem; this
+        // catches the limit hit by anything else (e.g. a streaming body).
+        if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !is_problem(&response) {
+            return Problem::body_too_large(Some(body_limit)).into_response();
+        }
+        response
+    }))
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(axum::middleware::from_fn(request_id::middleware))
+    .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+        tracing::error!("handler panicked");
+        Problem::internal().into_response()
+    }))
+}
+
+fn is_problem(response: &Response) -> bool {
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
+}
+
+/// Binds `addr`, logs the address actually bound, and serves `app` until
+/// SIGTERM; then drains in-flight requests for at most `drain`.
+pub async fn serve(app: Router, addr: SocketAddr, health: &Health, drain: Duration) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    serve_on(listener, app, health, drain, crate::shutdown::signal()).await
+}
+
+/// Serves on an already bound listener until `stop` resolves.
+pub async fn serve_on(
+    listener: TcpListener,
+    app: Router,
+    health: &Health,
+    drain: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
+        let _ = rx.await;
+    });
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        result = &mut server => return result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        () = stop => {}
+    }
+    health.draining.store(true, Ordering::Relaxed);
+    tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining in-flight requests");
+    let _ = tx.send(());
+    match tokio::time::timeout(drain, &mut server).await {
+        Ok(result) => result.unwrap_or_else(|e| Err(std::io::Error::other(e)))?,
+        Err(_) => {
+            tracing::warn!("drain deadline passed; dropping the remaining requests");
+            server.abort();
+        }
+    }
+    if let Some(db) = &health.database {
+        db.close();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
