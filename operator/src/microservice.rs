@@ -1,0 +1,377 @@
+//! The `MicroService` custom resource: what a service owner writes, and what
+//! Berth reports back. Defaults live in the schema (the API server fills them
+//! in, so `kubectl get -o yaml` shows what is in force) and validation lives in
+//! CEL rules, so a bad manifest is refused at `kubectl apply` with a message a
+//! person understands instead of failing later in the controller.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Field manager and `app.kubernetes.io/managed-by` value for everything Berth writes.
+pub const MANAGER: &str = "berth-operator";
+/// API group of the resource.
+pub const GROUP: &str = "berth.dev";
+
+/// The desired state of one microservice: its container, how it is exposed,
+/// how it scales and what it depends on.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "berth.dev",
+    version = "v1alpha1",
+    kind = "MicroService",
+    plural = "microservices",
+    shortname = "ms",
+    category = "berth",
+    namespaced,
+    status = "MicroServiceStatus",
+    derive = "PartialEq",
+    doc = "A microservice: one container image that Berth runs as a Deployment with a Service, and optionally a HorizontalPodAutoscaler and a PodDisruptionBudget.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas", description = "Replicas the Deployment is asked for (by spec.replicas or the autoscaler)"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.autoscaling.minReplicas", description = "Autoscaling minimum"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.autoscaling.maxReplicas", description = "Autoscaling maximum"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("!has(self.spec.dependencies) || !(self.metadata.name in self.spec.dependencies)").message("spec.dependencies must not name the MicroService itself").field_path(".spec.dependencies"),
+    validation = Rule::new("size(self.metadata.name) <= 63").message("a MicroService name must be at most 63 characters: it becomes the Service's DNS name")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MicroServiceSpec {
+    /// Container image, e.g. `registry.example.com/item:1.4.2`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("image must not be empty"))]
+    #[schemars(length(max = 512))]
+    pub image: String,
+
+    /// When the kubelet pulls the image (Always, IfNotPresent, Never). Kubernetes' default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
+    /// Overrides the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+
+    /// Arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+
+    /// Number of pods when autoscaling is off. Ignored while `autoscaling` is set (the autoscaler owns the count).
+    #[serde(default = "default_replicas")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: i32,
+
+    /// Port the container listens on.
+    #[serde(default = "default_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("port must be between 1 and 65535"))]
+    pub port: i32,
+
+    /// How the Kubernetes Service exposes the container port.
+    #[serde(default)]
+    pub service: ServiceExposure,
+
+    /// Environment variables (`value`, or `valueFrom` a Secret or ConfigMap key), as in a Pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<EnvVar>,
+
+    /// Whole Secrets or ConfigMaps to expose as environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// CPU and memory requests and limits of the container. Autoscaling on utilization needs requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// HTTP health checks of the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+
+    /// Horizontal autoscaling. When set, a HorizontalPodAutoscaler owns the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
+    /// Names of other MicroServices in this namespace that this one calls. Each injects
+    /// `<NAME>_URL` (e.g. `ITEM_URL=http://item.<ns>.svc.cluster.local:80`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
+    #[x_kube(
+        merge_strategy = ListMerge::Set,
+        validation = Rule::new("self.all(d, d.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("each dependency must be the name of a MicroService: a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit)")
+    )]
+    pub dependencies: Vec<String>,
+
+    /// A PodDisruptionBudget for voluntary disruptions (node drains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption_budget: Option<DisruptionBudget>,
+
+    /// Rolling update settings of the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdate>,
+
+    /// ServiceAccount the pods run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Secrets used to pull the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// Extra labels on the pods. `berth.dev/microservice` is reserved for the selector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("!('berth.dev/microservice' in self)").message("podLabels must not set berth.dev/microservice: Berth selects the service's pods with it"))]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// Extra annotations on the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Node labels the pods must be scheduled on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Taints the pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Replaces Berth's restricted container security context (non-root, read-only root
+    /// filesystem, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+
+    /// Replaces Berth's pod security context (runAsNonRoot, seccomp RuntimeDefault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_port() -> i32 {
+    8080
+}
+
+/// When the kubelet pulls the image.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// How the Service exposes the container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceExposure {
+    /// Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+    /// Port the Service listens on; traffic goes to the container `port`.
+    #[serde(default = "default_service_port")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("service.port must be between 1 and 65535"))]
+    pub port: i32,
+}
+
+impl Default for ServiceExposure {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::default(),
+            port: default_service_port(),
+        }
+    }
+}
+
+fn default_service_port() -> i32 {
+    80
+}
+
+/// Kubernetes Service types Berth supports.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// HTTP probes by path. Each set path becomes an HTTP GET probe on the container port.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Liveness probe path, e.g. `/healthz`: the container is restarted when it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.liveness must be an HTTP path starting with '/'"))]
+    #[schemars(length(max = 256))]
+    pub liveness: Option<String>,
+    /// Readiness probe path, e.g. `/readyz`: the pod gets traffic only while it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.readiness must be an HTTP path starting with '/'"))]
+    #[schemars(length(max = 256))]
+    pub readiness: Option<String>,
+    /// Startup probe path: liveness and readiness wait until it passes once (slow starters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("health.startup must be an HTTP path starting with '/'"))]
+    #[schemars(length(max = 256))]
+    pub startup: Option<String>,
+    /// Seconds between probes (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("health.periodSeconds must be at least 1"))]
+    pub period_seconds: Option<i32>,
+    /// Seconds before a probe times out (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("health.timeoutSeconds must be at least 1"))]
+    pub timeout_seconds: Option<i32>,
+    /// Consecutive failures before liveness restarts or readiness removes the pod (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("health.failureThreshold must be at least 1"))]
+    pub failure_threshold: Option<i32>,
+    /// How long the startup probe may take in total, in seconds (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("health.startupTimeoutSeconds must be at least 1"))]
+    pub startup_timeout_seconds: Option<i32>,
+}
+
+/// Horizontal autoscaling, realised as an `autoscaling/v2` HorizontalPodAutoscaler.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"))]
+pub struct Autoscaling {
+    /// Fewest pods (default 1).
+    #[serde(default = "default_min_replicas")]
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.minReplicas must be at least 1"))]
+    pub min_replicas: i32,
+    /// Most pods.
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.maxReplicas must be at least 1"))]
+    pub max_replicas: i32,
+    /// Target average CPU use as a percentage of the CPU request. Default 80 when no target is set.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetCPUUtilizationPercentage")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("autoscaling.targetCPUUtilizationPercentage must be between 1 and 100"))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Target average memory use as a percentage of the memory request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("autoscaling.targetMemoryUtilizationPercentage must be between 1 and 100"))]
+    pub target_memory_utilization_percentage: Option<i32>,
+    /// Scale-up and scale-down policies and stabilization windows, passed to the HPA as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<HorizontalPodAutoscalerBehavior>,
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+
+/// A PodDisruptionBudget. Set at most one field; neither means `maxUnavailable: 1`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.minAvailable) && has(self.maxUnavailable))").message("set at most one of disruptionBudget.minAvailable and disruptionBudget.maxUnavailable"))]
+pub struct DisruptionBudget {
+    /// Pods (number or percentage) that must stay available during a disruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<IntOrString>,
+    /// Pods (number or percentage) that may be unavailable during a disruption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// Rolling update settings; Kubernetes' defaults (25 %) for whatever is unset.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdate {
+    /// Extra pods (number or percentage) allowed above the desired count during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrString>,
+    /// Pods (number or percentage) that may be unavailable during a rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
+}
+
+/// What Berth observed, written by the controller only.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MicroServiceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods of the Deployment (the scale subresource's status replicas).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Replicas the Deployment is asked for: `spec.replicas`, or the autoscaler's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+    /// Pods passing their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods running the current pod template.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Pods available (ready for at least minReadySeconds).
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// Label selector of the pods, for the scale subresource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// In-cluster URL of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The autoscaler's view, when autoscaling is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscalerStatus>,
+    /// Each dependency and whether it exists and is Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencyStatus>,
+    /// `Ready`, `Progressing`, `Degraded` and `DependenciesReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The HorizontalPodAutoscaler's view of the service.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// Replicas the autoscaler last saw.
+    #[serde(default)]
+    pub current_replicas: i32,
+    /// Replicas the autoscaler wants.
+    #[serde(default)]
+    pub desired_replicas: i32,
+    /// When the autoscaler last changed the replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+}
+
+/// Whether one dependency exists and is Ready.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyStatus {
+    /// The dependency's MicroService name.
+    pub name: String,
+    /// `Ready`, `NotReady` or `Missing`.
+    pub state: DependencyState,
+    /// The URL injected into this service's environment.
+    pub url: String,
+}
+
+/// The state of one dependency.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DependencyState {
+    Ready,
+    NotReady,
+    Missing,
+}
