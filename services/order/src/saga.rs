@@ -1,0 +1,255 @@
+//! Placing and cancelling orders across two services without a shared
+//! database: a small saga with compensation.
+//!
+//! Placing: (1) record the order as `pending` (so a crash leaves a trace);
+//! (2) read each item's price; (3) reserve each line under a key derived
+//! from the order id and line number; (4) confirm each reservation; (5)
+//! move the order `pending -> placed`. All forward steps run under one
+//! deadline. If any step fails, the order moves `pending -> compensating`,
+//! every line's key is released (releasing a key that was never reserved
+//! records it as released, so a reserve still in flight cannot land later),
+//! and the order ends `failed`.
+//!
+//! Guarantees:
+//! - stock is never oversold: the item service checks and takes stock
+//!   atomically;
+//! - a placed order has every line reserved and confirmed;
+//! - a failed or cancelled order holds nothing once it reaches that status;
+//! - a crash at any point leaves nothing held for ever: held reservations
+//!   expire in the item service after their TTL, and the reconciler (at
+//!   start, then periodically) releases the lines of orders left `pending`
+//!   past the grace period or stuck `compensating`/`cancelling`;
+//! - status changes are compare-and-set, so when the reconciler and a slow
+//!   request race, exactly one of them decides the order's fate.
+//!
+//! Not guaranteed: that a cancel completes while the item service is down
+//! (it answers 503 and the reconciler finishes it later).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use berth_service_kit::{FieldError, Problem, RequestId};
+use uuid::Uuid;
+
+use crate::item_client::{ItemClient, ItemError};
+use crate::model::{NewOrder, Order, OrderLine, OrderStatus, Pricing};
+use crate::store::{Inserted, Store, now};
+
+#[derive(Clone)]
+pub struct Saga {
+    pub store: Arc<Store>,
+    pub items: Arc<ItemClient>,
+    /// Budget for the forward steps of placing one order.
+    pub deadline: Duration,
+}
+
+/// A placed order, and whether it was placed by an earlier request with the
+/// same idempotency key.
+pub struct Placed {
+    pub order: Order,
+    pub replayed: bool,
+}
+
+impl Saga {
+    fn item_problem(&self, e: ItemError) -> Problem {
+        e.into_problem(self.items.breaker_open_for())
+    }
+
+    pub async fn place(&self, input: NewOrder, key: Option<String>, rid: &RequestId) -> Result<Placed, Problem> {
+        let fingerprint = input.fingerprint();
+        let now = now();
+        let order = Order {
+            id: Uuid::now_v7(),
+            status: OrderStatus::Pending,
+            lines: input
+                .lines
+                .iter()
+                .map(|l| OrderLine { item_id: l.item_id, quantity: l.quantity, name: None, unit_price_minor: None, line_total_minor: None })
+                .collect(),
+            currency: None,
+            total_minor: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.insert_pending(&order, key.as_deref(), &fingerprint).await.map_err(|e| e.to_problem())? {
+            Inserted::New => {}
+            Inserted::Existing(existing, existing_fingerprint) => return replay(existing, existing_fingerprint == fingerprint),
+        }
+        tracing::info!(order_id = %order.id, lines = order.lines.len(), "placing order");
+
+        // How many lines a reserve was sent for: only those need releasing.
+        let attempted = AtomicUsize::new(0);
+        let forward = tokio::time::timeout(self.deadline, self.forward(&order, rid, &attempted)).await;
+        let failure = match forward {
+            Ok(Ok(pricing)) => {
+                match self.store.transition(order.id, &[OrderStatus::Pending], OrderStatus::Placed, Some(&pricing), false).await {
+                    Ok(Some(placed)) => {
+                        tracing::info!(order_id = %order.id, total_minor = pricing.total_minor, "order placed");
+                        return Ok(Placed { order: placed, replayed: false });
+                    }
+                    Ok(None) => Problem::unavailable(
+                        "order-abandoned",
+                        "The order was abandoned",
+                        "placing took too long and the order was rolled back; retry",
+                    ),
+                    Err(e) => e.to_problem(),
+                }
+            }
+            Ok(Err(problem)) => problem,
+            Err(_) => Problem::unavailable(
+                "item-service-unavailable",
+                "The item service is unavailable",
+                format!("placing the order did not finish within {} ms", self.deadline.as_millis()),
+            ),
+        };
+        tracing::warn!(order_id = %order.id, problem = failure.slug(), "placing failed; compensating");
+        self.compensate(&order, attempted.load(Ordering::SeqCst), rid).await;
+        Err(failure)
+    }
+
+    /// Steps 2-4: price, reserve, confirm.
+    async fn forward(&self, order: &Order, rid: &RequestId, attempted: &AtomicUsize) -> Result<Pricing, Problem> {
+        let mut lines = Vec::with_capacity(order.lines.len());
+        let mut currency: Option<String> = None;
+        let mut total: i64 = 0;
+        for (i, line) in order.lines.iter().enumerate() {
+            let item = self.items.get_item(line.item_id, rid).await.map_err(|e| self.item_problem(e))?;
+            let Some(item) = item else {
+                return Err(Problem::validation(vec![FieldError::new(format!("lines[{i}].item_id"), "no such item")]));
+            };
+            match &currency {
+                None => currency = Some(item.currency.clone()),
+                Some(c) if *c != item.currency => {
+                    return Err(Problem::validation(vec![FieldError::new(
+                        format!("lines[{i}].item_id"),
+                        format!("is priced in {}, the order in {c}; one order has one currency", item.currency),
+                    )]));
+                }
+                Some(_) => {}
+            }
+            let line_total = item.price_minor.checked_mul(line.quantity);
+            total = line_total.and_then(|t| total.checked_add(t)).ok_or_else(|| {
+                Problem::validation(vec![FieldError::new(format!("lines[{i}].quantity"), "makes the total too large")])
+            })?;
+            lines.push(OrderLine {
+                item_id: line.item_id,
+                quantity: line.quantity,
+                name: Some(item.name),
+                unit_price_minor: Some(item.price_minor),
+                line_total_minor: line_total,
+            });
+        }
+        for (i, line) in order.lines.iter().enumerate() {
+            attempted.store(i + 1, Ordering::SeqCst);
+            self.items.reserve(&order.reservation_key(i), line.item_id, line.quantity, rid).await.map_err(|e| match e {
+                ItemError::Rejected(p) if p.slug() == "insufficient-stock" => Problem::conflict(
+                    "insufficient-stock",
+                    "Not enough stock",
+                    format!("item {} (lines[{i}]): {}", line.item_id, p.detail.unwrap_or_default()),
+                ),
+                ItemError::Rejected(p) if p.status == 404 => {
+                    Problem::validation(vec![FieldError::new(format!("lines[{i}].item_id"), "no such item")])
+                }
+                other => self.item_problem(other),
+            })?;
+        }
+        for i in 0..order.lines.len() {
+            self.items.confirm(&order.reservation_key(i), rid).await.map_err(|e| self.item_problem(e))?;
+        }
+        Ok(Pricing { lines, currency: currency.unwrap_or_default(), total_minor: total })
+    }
+
+    /// Releases the first `lines` lines of a failed placement; the order
+    /// ends `failed` when all releases succeed and stays `compensating` (for
+    /// the reconciler, which releases every line) otherwise. Safe to run
+    /// more than once, concurrently too.
+    pub async fn compensate(&self, order: &Order, lines: usize, rid: &RequestId) {
+        let from = [OrderStatus::Pending, OrderStatus::Compensating];
+        if let Err(e) = self.store.transition(order.id, &from, OrderStatus::Compensating, None, true).await {
+            tracing::error!(order_id = %order.id, error = %e, "could not mark the order compensating; the reconciler will retry");
+            return;
+        }
+        if self.release_lines(order, lines, rid).await {
+            let _ = self.store.transition(order.id, &[OrderStatus::Compensating], OrderStatus::Failed, None, true).await;
+        }
+    }
+
+    /// True when the first `lines` lines' reservations are released.
+    async fn release_lines(&self, order: &Order, lines: usize, rid: &RequestId) -> bool {
+        let mut all = true;
+        for i in 0..lines.min(order.lines.len()) {
+            let key = order.reservation_key(i);
+            if let Err(e) = self.items.release(&key, rid).await {
+                tracing::warn!(order_id = %order.id, key, error = ?e, "release failed; will retry");
+                all = false;
+            }
+        }
+        all
+    }
+
+    pub async fn cancel(&self, id: Uuid, rid: &RequestId) -> Result<Order, Problem> {
+        let order = self.store.get(id).await.map_err(|e| e.to_problem())?.ok_or_else(|| Problem::not_found("no order with this id"))?;
+        match order.status {
+            OrderStatus::Cancelled => return Ok(order),
+            OrderStatus::Placed | OrderStatus::Cancelling => {}
+            OrderStatus::Pending => {
+                return Err(Problem::conflict("order-in-progress", "The order is still being placed", "retry the cancel shortly"));
+            }
+            OrderStatus::Compensating | OrderStatus::Failed => {
+                return Err(Problem::conflict("order-not-placed", "The order was never placed", "a failed order holds no stock"));
+            }
+        }
+        let from = [OrderStatus::Placed, OrderStatus::Cancelling];
+        let Some(order) = self.store.transition(id, &from, OrderStatus::Cancelling, None, false).await.map_err(|e| e.to_problem())? else {
+            return Err(Problem::conflict("order-changed", "The order changed meanwhile", "fetch it and retry"));
+        };
+        if !self.release_lines(&order, order.lines.len(), rid).await {
+            return Err(Problem::unavailable(
+                "item-service-unavailable",
+                "The item service is unavailable",
+                "the order is cancelling; its stock will be released when the item service is back",
+            ));
+        }
+        let done = self.store.transition(id, &[OrderStatus::Cancelling], OrderStatus::Cancelled, None, false).await;
+        match done.map_err(|e| e.to_problem())? {
+            Some(order) => Ok(order),
+            None => self.store.get(id).await.map_err(|e| e.to_problem())?.ok_or_else(|| Problem::not_found("no order with this id")),
+        }
+    }
+
+    /// Finishes what crashed or failed requests left: pending orders older
+    /// than `grace`, and every compensating or cancelling order.
+    pub async fn reconcile(&self, grace: Duration) -> Result<usize, Problem> {
+        let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+        let stale_before = now().checked_sub(grace).unwrap_or(jiff::Timestamp::MIN);
+        let orders = self.store.unfinished(stale_before).await.map_err(|e| e.to_problem())?;
+        let rid = RequestId::generate();
+        for order in &orders {
+            tracing::info!(order_id = %order.id, status = order.status.as_str(), "reconciling order");
+            match order.status {
+                OrderStatus::Cancelling => {
+                    let _ = self.cancel(order.id, &rid).await;
+                }
+                _ => self.compensate(order, order.lines.len(), &rid).await,
+            }
+        }
+        Ok(orders.len())
+    }
+}
+
+fn replay(existing: Order, same_request: bool) -> Result<Placed, Problem> {
+    if !same_request {
+        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused")
+            .with_detail("this Idempotency-Key was used for a different request body"));
+    }
+    match existing.status {
+        OrderStatus::Placed | OrderStatus::Cancelling | OrderStatus::Cancelled => Ok(Placed { order: existing, replayed: true }),
+        _ => Err(Problem::conflict(
+            "request-in-progress",
+            "A request with this key is in progress",
+            "the first request with this Idempotency-Key has not finished; retry shortly",
+        )),
+    }
+}

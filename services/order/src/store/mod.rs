@@ -1,0 +1,79 @@
+//! Where orders live: in memory for one replica, PostgreSQL for many. Status
+//! changes are compare-and-set (`transition` from an expected status), which
+//! is how a live request, a cancel and the reconciler agree on who moves an
+//! order on.
+
+mod memory;
+mod postgres;
+
+use berth_service_kit::postgres::DbError;
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use crate::model::{Order, OrderStatus, Pricing};
+
+pub use memory::MemoryStore;
+pub use postgres::{MIGRATIONS, PgStore};
+
+/// The result of recording a new pending order.
+#[derive(Debug)]
+pub enum Inserted {
+    New,
+    /// An order already holds the idempotency key; with its fingerprint.
+    Existing(Order, String),
+}
+
+pub enum Store {
+    Memory(MemoryStore),
+    Postgres(PgStore),
+}
+
+pub fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now)
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Memory($store) => $call,
+            Store::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl Store {
+    /// Records a pending order unless `key` is already taken.
+    pub async fn insert_pending(&self, order: &Order, key: Option<&str>, fingerprint: &str) -> Result<Inserted, DbError> {
+        dispatch!(self, s => s.insert_pending(order, key, fingerprint))
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
+        dispatch!(self, s => s.get(id))
+    }
+
+    pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Order>, DbError> {
+        dispatch!(self, s => s.list(after, limit))
+    }
+
+    /// Moves the order to `to` if its status is one of `from`, setting the
+    /// pricing when given and freeing the idempotency key when asked.
+    /// `None` when the order was not in an expected status.
+    pub async fn transition(
+        &self,
+        id: Uuid,
+        from: &[OrderStatus],
+        to: OrderStatus,
+        pricing: Option<&Pricing>,
+        free_key: bool,
+    ) -> Result<Option<Order>, DbError> {
+        dispatch!(self, s => s.transition(id, from, to, pricing, free_key))
+    }
+
+    /// Orders the reconciler must finish: pending ones last touched before
+    /// `stale_before` (their request died), and every compensating or
+    /// cancelling one.
+    pub async fn unfinished(&self, stale_before: Timestamp) -> Result<Vec<Order>, DbError> {
+        dispatch!(self, s => s.unfinished(stale_before))
+    }
+}
