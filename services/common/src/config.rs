@@ -107,6 +107,9 @@ pub struct ServerConfig {
     pub database_schema: String,
     /// `DATABASE_POOL_SIZE`, default 8.
     pub database_pool_size: usize,
+    /// `DATABASE_CONNECT_WAIT_MS`, default 30 s: how long start-up waits for
+    /// the database to become reachable.
+    pub database_connect_wait: Duration,
 }
 
 impl ServerConfig {
@@ -123,6 +126,7 @@ impl ServerConfig {
             database_url: env.raw("DATABASE_URL"),
             database_schema,
             database_pool_size: env.number_in("DATABASE_POOL_SIZE", 8, 1..=256)?,
+            database_connect_wait: env.millis("DATABASE_CONNECT_WAIT_MS", 30_000, 0..=600_000)?,
         })
     }
 }

@@ -17,6 +17,8 @@ pub mod request_id;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use problem::{FieldError, Problem};
 pub use request_id::RequestId;

@@ -68,7 +68,7 @@ pub async fn build(config: &Config) -> Result<Service, DbError> {
                 &config.server.database_schema,
                 config.server.database_pool_size,
                 store::MIGRATIONS,
-                Duration::from_secs(30),
+                config.server.database_connect_wait,
             )
             .await?;
             (Store::Postgres(PgStore::new(db.clone())), Some(db))
