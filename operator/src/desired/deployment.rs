@@ -1,0 +1,237 @@
+//! The Deployment that runs a MicroService's pods.
+//!
+//! Replicas: with autoscaling on, `spec.replicas` is left out of what Berth
+//! applies, so the HorizontalPodAutoscaler owns it and the two never fight
+//! (the hand-over itself is in `apply`).
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::{DesiredError, child_meta, labels, with_spec_hash};
+use crate::dependencies::{ResolvedDependency, env_var_name};
+use crate::microservice::{Health, ImagePullPolicy, MicroService};
+
+/// Name of the container port; probes and the Service refer to it by name.
+pub const CONTAINER_PORT_NAME: &str = "http";
+
+/// Where the writable scratch volume is mounted, since the root filesystem is read-only.
+const TMP_MOUNT: &str = "/tmp";
+
+/// The Deployment `ms` asks for.
+pub fn desired_deployment(
+    ms: &MicroService,
+    deps: &[ResolvedDependency],
+) -> Result<Deployment, DesiredError> {
+    let spec = &ms.spec;
+    let replicas = spec.autoscaling.is_none().then_some(spec.replicas);
+    let strategy = spec.rolling_update.as_ref().map(|ru| DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: ru.max_surge.clone(),
+            max_unavailable: ru.max_unavailable.clone(),
+        }),
+    });
+    let template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels::pod(ms)),
+            annotations: (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone()),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod_spec(ms, deps)),
+    };
+    Ok(with_spec_hash(Deployment {
+        metadata: child_meta(ms)?,
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(ms)),
+                match_expressions: None,
+            },
+            strategy,
+            template,
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }))
+}
+
+fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {
+    let spec = &ms.spec;
+    let container = Container {
+        name: ms.name_any(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| pull_policy(p).into()),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        ports: Some(vec![ContainerPort {
+            name: Some(CONTAINER_PORT_NAME.into()),
+            container_port: spec.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: non_empty(environment(ms, deps)),
+        env_from: non_empty(spec.env_from.clone()),
+        resources: spec.resources.clone(),
+        liveness_probe: spec.health.as_ref().and_then(liveness_probe),
+        readiness_probe: spec.health.as_ref().and_then(readiness_probe),
+        startup_probe: spec.health.as_ref().and_then(startup_probe),
+        security_context: Some(
+            spec.security_context
+                .clone()
+                .unwrap_or_else(restricted_container_security_context),
+        ),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".into(),
+            mount_path: TMP_MOUNT.into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    PodSpec {
+        containers: vec![container],
+        service_account_name: spec.service_account_name.clone(),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: non_empty(spec.tolerations.clone()),
+        security_context: Some(
+            spec.pod_security_context
+                .clone()
+                .unwrap_or_else(restricted_pod_security_context),
+        ),
+        volumes: Some(vec![Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// The user's `env`, then one `<DEP>_URL` per dependency the user did not set themselves.
+fn environment(ms: &MicroService, deps: &[ResolvedDependency]) -> Vec<EnvVar> {
+    let mut env = ms.spec.env.clone();
+    for dep in deps {
+        let name = env_var_name(&dep.name);
+        if !env.iter().any(|e| e.name == name) {
+            env.push(EnvVar {
+                name,
+                value: Some(dep.url.clone()),
+                value_from: None,
+            });
+        }
+    }
+    env
+}
+
+fn pull_policy(p: ImagePullPolicy) -> &'static str {
+    match p {
+        ImagePullPolicy::Always => "Always",
+        ImagePullPolicy::IfNotPresent => "IfNotPresent",
+        ImagePullPolicy::Never => "Never",
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+const DEFAULT_PERIOD_SECONDS: i32 = 10;
+const DEFAULT_TIMEOUT_SECONDS: i32 = 2;
+const DEFAULT_FAILURE_THRESHOLD: i32 = 3;
+const DEFAULT_STARTUP_TIMEOUT_SECONDS: i32 = 300;
+/// Liveness grace when there is no startup probe to hold it back.
+const LIVENESS_DELAY_WITHOUT_STARTUP: i32 = 10;
+
+fn http_probe(health: &Health, path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(CONTAINER_PORT_NAME.into()),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(health.period_seconds.unwrap_or(DEFAULT_PERIOD_SECONDS)),
+        timeout_seconds: Some(health.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS)),
+        failure_threshold: Some(
+            health
+                .failure_threshold
+                .unwrap_or(DEFAULT_FAILURE_THRESHOLD),
+        ),
+        success_threshold: Some(1),
+        ..Probe::default()
+    }
+}
+
+fn liveness_probe(health: &Health) -> Option<Probe> {
+    let path = health.liveness.as_deref()?;
+    // The API server drops a zero delay, so "none" is written as absent: a
+    // zero here would make the live object look different from the desired one.
+    let delay = health
+        .startup
+        .is_none()
+        .then_some(LIVENESS_DELAY_WITHOUT_STARTUP);
+    Some(Probe {
+        initial_delay_seconds: delay,
+        ..http_probe(health, path)
+    })
+}
+
+fn readiness_probe(health: &Health) -> Option<Probe> {
+    Some(http_probe(health, health.readiness.as_deref()?))
+}
+
+/// The startup probe gets as many attempts as fit in `startupTimeoutSeconds`.
+fn startup_probe(health: &Health) -> Option<Probe> {
+    let probe = http_probe(health, health.startup.as_deref()?);
+    let period = probe
+        .period_seconds
+        .unwrap_or(DEFAULT_PERIOD_SECONDS)
+        .max(1);
+    let timeout = health
+        .startup_timeout_seconds
+        .unwrap_or(DEFAULT_STARTUP_TIMEOUT_SECONDS);
+    Some(Probe {
+        failure_threshold: Some(((timeout + period - 1) / period).max(1)),
+        ..probe
+    })
+}
+
+/// The "restricted" Pod Security Standard, container part.
+pub fn restricted_container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+/// The "restricted" Pod Security Standard, pod part.
+pub fn restricted_pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}

@@ -1,0 +1,306 @@
+//! Unit tests of status computation.
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    HorizontalPodAutoscaler, HorizontalPodAutoscalerCondition, HorizontalPodAutoscalerStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use crate::desired::fixtures::{jiff_epoch, microservice};
+use crate::microservice::{DependencyState, DependencyStatus, MicroService};
+use crate::status::*;
+
+fn deployment(desired: i32, ready: i32, updated: i32, replicas: i32) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            generation: Some(2),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(desired),
+            ..DeploymentSpec::default()
+        }),
+        status: Some(DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(replicas),
+            ready_replicas: Some(ready),
+            available_replicas: Some(ready),
+            updated_replicas: Some(updated),
+            ..DeploymentStatus::default()
+        }),
+    }
+}
+
+fn now() -> Time {
+    Time(jiff_epoch())
+}
+
+fn later() -> Time {
+    Time(jiff_epoch() + k8s_openapi::jiff::SignedDuration::from_secs(60))
+}
+
+fn condition<'a>(
+    status: &'a crate::microservice::MicroServiceStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+}
+
+fn with_status(
+    mut ms: MicroService,
+    status: crate::microservice::MicroServiceStatus,
+) -> MicroService {
+    ms.status = Some(status);
+    ms
+}
+
+#[test]
+fn no_deployment_yet_is_not_ready() {
+    let status = compute(&microservice("item"), Observed::default(), &now());
+    let ready = condition(&status, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DeploymentMissing")
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        status.selector.as_deref(),
+        Some("berth.dev/microservice=item")
+    );
+    assert_eq!(
+        status.url.as_deref(),
+        Some("http://item.shop.svc.cluster.local:80")
+    );
+}
+
+#[test]
+fn complete_rollout_is_ready_and_not_progressing() {
+    let d = deployment(3, 3, 3, 3);
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(condition(&status, READY).status, "True");
+    assert_eq!(condition(&status, READY).message, "3/3 pods ready");
+    assert_eq!(condition(&status, PROGRESSING).status, "False");
+    assert_eq!(condition(&status, DEGRADED).status, "False");
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.desired_replicas
+        ),
+        (3, 3, Some(3))
+    );
+}
+
+#[test]
+fn rollout_in_progress_is_progressing_and_not_ready() {
+    let d = deployment(3, 3, 1, 4);
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(condition(&status, READY).status, "False");
+    assert_eq!(condition(&status, READY).reason, "ReplicasNotReady");
+    let progressing = condition(&status, PROGRESSING);
+    assert_eq!(
+        (progressing.status.as_str(), progressing.message.as_str()),
+        ("True", "1/3 pods updated")
+    );
+}
+
+#[test]
+fn stale_deployment_generation_is_not_complete() {
+    let mut d = deployment(1, 1, 1, 1);
+    d.status.as_mut().unwrap().observed_generation = Some(1);
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(condition(&status, READY).status, "False");
+}
+
+#[test]
+fn stuck_rollout_and_failures_are_degraded() {
+    let mut d = deployment(2, 1, 2, 2);
+    d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+        type_: "Progressing".into(),
+        status: "False".into(),
+        reason: Some("ProgressDeadlineExceeded".into()),
+        message: Some("took too long".into()),
+        ..DeploymentCondition::default()
+    }]);
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(
+        condition(&status, DEGRADED).reason,
+        "ProgressDeadlineExceeded"
+    );
+
+    let failure = Failure {
+        reason: "ChildConflict".into(),
+        message: "Service shop/item exists".into(),
+    };
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            failure: Some(&failure),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    let degraded = condition(&status, DEGRADED);
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "ChildConflict")
+    );
+    assert_eq!(condition(&status, READY).reason, "ChildConflict");
+}
+
+#[test]
+fn dependencies_condition_names_missing_and_not_ready() {
+    let deps = vec![
+        DependencyStatus {
+            name: "item".into(),
+            state: DependencyState::Missing,
+            url: String::new(),
+        },
+        DependencyStatus {
+            name: "pay".into(),
+            state: DependencyState::NotReady,
+            url: String::new(),
+        },
+        DependencyStatus {
+            name: "auth".into(),
+            state: DependencyState::Ready,
+            url: String::new(),
+        },
+    ];
+    let status = compute(
+        &microservice("order"),
+        Observed {
+            dependencies: &deps,
+            ..Observed::default()
+        },
+        &now(),
+    );
+    let c = condition(&status, DEPENDENCIES_READY);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "DependenciesMissing")
+    );
+    assert_eq!(c.message, "missing: item; not ready: pay");
+    assert_eq!(status.dependencies, deps);
+
+    let ready = vec![DependencyStatus {
+        name: "item".into(),
+        state: DependencyState::Ready,
+        url: String::new(),
+    }];
+    let status = compute(
+        &microservice("order"),
+        Observed {
+            dependencies: &ready,
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(condition(&status, DEPENDENCIES_READY).status, "True");
+}
+
+#[test]
+fn recomputing_an_unchanged_status_gives_an_equal_value() {
+    let d = deployment(2, 2, 2, 2);
+    let observed = Observed {
+        deployment: Some(&d),
+        ..Observed::default()
+    };
+    let first = compute(&microservice("item"), observed, &now());
+    let ms = with_status(microservice("item"), first.clone());
+    let second = compute(&ms, observed, &later());
+    assert_eq!(first, second, "no timestamp churn, so no status write");
+}
+
+#[test]
+fn transition_time_moves_only_when_the_condition_flips() {
+    let ms = with_status(
+        microservice("item"),
+        compute(&microservice("item"), Observed::default(), &now()),
+    );
+    let d = deployment(1, 1, 1, 1);
+    let next = compute(
+        &ms,
+        Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        &later(),
+    );
+    assert_eq!(condition(&next, READY).last_transition_time, later());
+    assert_eq!(
+        condition(&next, DEGRADED).last_transition_time,
+        now(),
+        "Degraded stayed False"
+    );
+}
+
+#[test]
+fn autoscaler_view_and_scaling_active_are_reported() {
+    let mut ms = microservice("item");
+    ms.spec.autoscaling =
+        Some(serde_json::from_value(serde_json::json!({"maxReplicas": 5})).unwrap());
+    let hpa = HorizontalPodAutoscaler {
+        status: Some(HorizontalPodAutoscalerStatus {
+            current_replicas: Some(2),
+            desired_replicas: 4,
+            conditions: Some(vec![HorizontalPodAutoscalerCondition {
+                type_: "ScalingActive".into(),
+                status: "False".into(),
+                reason: Some("FailedGetResourceMetric".into()),
+                message: Some("unable to get metrics for resource cpu".into()),
+                ..HorizontalPodAutoscalerCondition::default()
+            }]),
+            ..HorizontalPodAutoscalerStatus::default()
+        }),
+        ..HorizontalPodAutoscaler::default()
+    };
+    let status = compute(
+        &ms,
+        Observed {
+            autoscaler: Some(&hpa),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    let view = status.autoscaler.clone().unwrap();
+    assert_eq!((view.current_replicas, view.desired_replicas), (2, 4));
+    let c = condition(&status, SCALING_ACTIVE);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "FailedGetResourceMetric")
+    );
+
+    let off = compute(&microservice("item"), Observed::default(), &now());
+    assert!(off.conditions.iter().all(|c| c.type_ != SCALING_ACTIVE));
+}
