@@ -1,4 +1,140 @@
-fn main() {
-    use kube::CustomResourceExt;
-    print!("{}", serde_yaml::to_string(&berth_operator::MicroService::crd()).unwrap());
+//! `berth-operator`: `run` (the default) runs the controller; `crd` prints the CRD.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use berth_operator::controller::{self, Settings};
+use berth_operator::metrics::Metrics;
+use berth_operator::telemetry::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Berth: one MicroService in, everything a service needs out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (the default).
+    Run,
+    /// Print the MicroService CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kubeconfig file; without it, $KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    #[arg(long, env = "BERTH_KUBECONFIG", global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Watch and manage only this namespace (all namespaces when unset).
+    #[arg(long, env = "BERTH_NAMESPACE", global = true)]
+    namespace: Option<String>,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(
+        long,
+        env = "BERTH_METRICS_ADDR",
+        default_value = "0.0.0.0:8080",
+        global = true
+    )]
+    metrics_addr: SocketAddr,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(
+        long,
+        env = "BERTH_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+    /// MicroServices reconciled at once.
+    #[arg(long, env = "BERTH_CONCURRENCY", default_value_t = 8, global = true)]
+    concurrency: u16,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Crd => {
+            print!("{}", berth_operator::crd_yaml());
+            Ok(())
+        }
+        Command::Run => run(cli.run).await,
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format);
+    let client = client(args.kubeconfig.as_deref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        ..Settings::default()
+    };
+    let shutdown = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let (probe, controller) = controller::start(client, settings, metrics, shutdown);
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_addr))?;
+    let mut http_stop = stop_rx.clone();
+    let server = axum::serve(listener, berth_operator::http::router(probe)).with_graceful_shutdown(
+        async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        },
+    );
+    tracing::info!(addr = %args.metrics_addr, namespace = ?args.namespace, "berth-operator starting");
+
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight reconciles");
+        let _ = stop_tx.send(true);
+    });
+    let (server_result, ()) = tokio::join!(server, controller);
+    server_result.context("HTTP server")?;
+    tracing::info!("berth-operator stopped");
+    Ok(())
+}
+
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig or in-cluster config found")?,
+    };
+    let mut config = config;
+    config.read_timeout = Some(Duration::from_secs(295));
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -260,7 +260,11 @@ pub struct Autoscaling {
     #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.maxReplicas must be at least 1"))]
     pub max_replicas: i32,
     /// Target average CPU use as a percentage of the CPU request. Default 80 when no target is set.
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "targetCPUUtilizationPercentage")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "targetCPUUtilizationPercentage"
+    )]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("autoscaling.targetCPUUtilizationPercentage must be between 1 and 100"))]
     pub target_cpu_utilization_percentage: Option<i32>,
     /// Target average memory use as a percentage of the memory request.

@@ -1,0 +1,125 @@
+//! Prometheus metrics of the operator.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+    pub verb: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// Every metric the operator exports, registered once.
+pub struct Metrics {
+    pub registry: Registry,
+    pub reconciles: Counter,
+    pub failures: Family<ReasonLabels, Counter>,
+    pub duration: Histogram,
+    pub managed: Gauge,
+    /// Writes to the API server by kind and verb (apply, delete, status): a quiet
+    /// cluster shows none, which is what the steady-state checks count.
+    pub writes: Family<WriteLabels, Counter>,
+    /// Children found already up to date, so no apply was sent.
+    pub unchanged: Family<KindLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("berth");
+        let reconciles = Counter::default();
+        let failures = Family::<ReasonLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        let managed = Gauge::default();
+        let writes = Family::<WriteLabels, Counter>::default();
+        let unchanged = Family::<KindLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            duration.clone(),
+        );
+        registry.register(
+            "managed_microservices",
+            "MicroServices in the operator's cache",
+            managed.clone(),
+        );
+        registry.register(
+            "api_writes",
+            "Writes sent to the API server, by kind and verb",
+            writes.clone(),
+        );
+        registry.register(
+            "children_unchanged",
+            "Children found up to date, so not applied",
+            unchanged.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            managed,
+            writes,
+            unchanged,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, took: Duration) {
+        self.reconciles.inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    pub fn failed(&self, reason: &str) {
+        self.failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    pub fn wrote(&self, kind: &str, verb: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                kind: kind.into(),
+                verb: verb.into(),
+            })
+            .inc();
+    }
+
+    pub fn unchanged(&self, kind: &str) {
+        self.unchanged
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

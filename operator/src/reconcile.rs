@@ -1,0 +1,234 @@
+//! One reconcile of one MicroService: resolve dependencies, compute the
+//! desired children, ensure them (apply what differs, delete what is no longer
+//! asked for), then write status if it changed. Everything that decides
+//! *what* lives in pure modules; this file only sequences the IO.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+
+use crate::apply::{Outcome, ensure, ensure_absent, hand_replicas_to_autoscaler, owns_replicas};
+use crate::cache::Stores;
+use crate::context::Context;
+use crate::error::Error;
+use crate::microservice::{MANAGER, MicroService, MicroServiceStatus};
+use crate::status::{self, Observed};
+use crate::{dependencies, desired};
+
+/// How often a MicroService is looked at again with no event. Cheap: nothing
+/// is written for children that are already right.
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// The controller's reconcile function.
+pub async fn reconcile(ms: Arc<MicroService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&ms, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        ctx.reset_backoff(&ObjectRef::from(ms.as_ref()));
+    }
+    result
+}
+
+/// Transient failures are retried with per-object exponential backoff.
+pub fn error_policy(ms: Arc<MicroService>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(error.metric_label());
+    let delay = ctx.next_backoff(&ObjectRef::from(ms.as_ref()));
+    tracing::warn!(name = %ms.name_any(), namespace = ?ms.namespace(), %error, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+#[tracing::instrument(skip_all, fields(namespace = ms.namespace().unwrap_or_default(), name = ms.name_any()))]
+async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Error> {
+    if ms.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Action::await_change());
+    }
+    let namespace = ms.namespace().unwrap_or_default();
+    let stores = &ctx.stores;
+    let deps = dependencies::resolve(ms, |name| {
+        Stores::child(&stores.microservices, name, &namespace)
+    });
+
+    match realize(ms, ctx, &deps).await {
+        Ok(observed_children) => {
+            let observed = Observed {
+                deployment: Some(observed_children.deployment.as_ref()),
+                autoscaler: observed_children.autoscaler.as_deref(),
+                dependencies: &deps,
+                failure: None,
+            };
+            write_status(ms, ctx, observed).await?;
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(error) => match error.as_failure() {
+            // Retrying cannot help until the spec (or the conflicting object)
+            // changes, and either change triggers a reconcile: report and wait.
+            Some(failure) => {
+                ctx.metrics.failed(error.metric_label());
+                let name = ms.name_any();
+                let deployment = Stores::child(&stores.deployments, &name, &namespace);
+                let autoscaler = Stores::child(&stores.autoscalers, &name, &namespace);
+                let observed = Observed {
+                    deployment: deployment.as_deref(),
+                    autoscaler: autoscaler.as_deref(),
+                    dependencies: &deps,
+                    failure: Some(&failure),
+                };
+                if write_status(ms, ctx, observed).await? {
+                    publish(
+                        ctx,
+                        ms,
+                        EventType::Warning,
+                        &failure.reason,
+                        "Reconcile",
+                        &failure.message,
+                    )
+                    .await;
+                }
+                Ok(Action::requeue(RESYNC))
+            }
+            None => Err(error),
+        },
+    }
+}
+
+/// The children as the cluster has them after this pass.
+struct Realized {
+    deployment: Arc<k8s_openapi::api::apps::v1::Deployment>,
+    autoscaler: Option<Arc<HorizontalPodAutoscaler>>,
+}
+
+async fn realize(
+    ms: &MicroService,
+    ctx: &Context,
+    deps: &[dependencies::ResolvedDependency],
+) -> Result<Realized, Error> {
+    let stores = &ctx.stores;
+    let children = desired::children(ms, deps)?;
+    let name = ms.name_any();
+    let namespace = ms.namespace().unwrap_or_default();
+
+    if let Some(autoscaling) = &ms.spec.autoscaling
+        && let Some(live) = Stores::child(&stores.deployments, &name, &namespace)
+        && owns_replicas(&live)
+        && crate::apply::controlled_by(live.as_ref(), ms)
+    {
+        hand_replicas_to_autoscaler(ctx, &live, autoscaling).await?;
+    }
+    let deployment = ensure(ctx, ms, &stores.deployments, children.deployment).await?;
+    report(ctx, ms, "Deployment", deployment.outcome).await;
+    let service = ensure(ctx, ms, &stores.services, children.service).await?;
+    report(ctx, ms, "Service", service.outcome).await;
+
+    let autoscaler = match children.autoscaler {
+        Some(hpa) => {
+            let ensured = ensure(ctx, ms, &stores.autoscalers, hpa).await?;
+            report(ctx, ms, "HorizontalPodAutoscaler", ensured.outcome).await;
+            Some(ensured.object)
+        }
+        None => {
+            let outcome =
+                ensure_absent::<HorizontalPodAutoscaler>(ctx, ms, &stores.autoscalers, &name)
+                    .await?;
+            report(ctx, ms, "HorizontalPodAutoscaler", outcome).await;
+            None
+        }
+    };
+    match children.disruption_budget {
+        Some(pdb) => {
+            let ensured = ensure(ctx, ms, &stores.disruption_budgets, pdb).await?;
+            report(ctx, ms, "PodDisruptionBudget", ensured.outcome).await;
+        }
+        None => {
+            let outcome =
+                ensure_absent::<PodDisruptionBudget>(ctx, ms, &stores.disruption_budgets, &name)
+                    .await?;
+            report(ctx, ms, "PodDisruptionBudget", outcome).await;
+        }
+    }
+    Ok(Realized {
+        deployment: deployment.object,
+        autoscaler,
+    })
+}
+
+/// Writes the status computed from `observed` when it differs from the
+/// current one. Returns whether it wrote.
+async fn write_status(
+    ms: &MicroService,
+    ctx: &Context,
+    observed: Observed<'_>,
+) -> Result<bool, Error> {
+    let now = Time(
+        k8s_openapi::jiff::Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
+    );
+    let status = status::compute(ms, observed, &now);
+    if ms.status.as_ref() == Some(&status) {
+        return Ok(false);
+    }
+    let api: Api<MicroService> =
+        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    let patch = status_patch(&status);
+    api.patch_status(
+        &ms.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.wrote("MicroService", "status");
+    Ok(true)
+}
+
+/// The server-side apply body for a status write.
+pub fn status_patch(status: &MicroServiceStatus) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": MicroService::api_version(&()),
+        "kind": MicroService::kind(&()),
+        "status": status,
+    })
+}
+
+/// A Kubernetes event for a child that was created, updated or deleted.
+async fn report(ctx: &Context, ms: &MicroService, kind: &str, outcome: Outcome) {
+    let (reason, verb) = match outcome {
+        Outcome::Created => ("Created", "created"),
+        Outcome::Updated => ("Updated", "updated"),
+        Outcome::Deleted => ("Deleted", "deleted"),
+        Outcome::Unchanged | Outcome::Absent => return,
+    };
+    let note = format!("{kind} {} {verb}", ms.name_any());
+    publish(ctx, ms, EventType::Normal, reason, kind, &note).await;
+}
+
+/// Publishes an event; a failure to do so is logged, never fails the reconcile.
+async fn publish(
+    ctx: &Context,
+    ms: &MicroService,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: action.into(),
+        secondary: None,
+    };
+    match ctx.recorder.publish(&event, &ms.object_ref(&())).await {
+        Ok(()) => ctx.metrics.wrote("Event", "create"),
+        Err(error) => tracing::warn!(%error, reason, "could not publish event"),
+    }
+}
