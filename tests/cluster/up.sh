@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Starts the local Kubernetes cluster on loopback (or checks one that runs):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with 3
+# fake nodes, and metrics-server. Idempotent: components already running and
+# healthy are left alone. Builds the binaries first if they are missing.
+#
+#   tests/cluster/up.sh
+#
+# BERTH_CLUSTER_DIR  state: certificates, etcd data, logs, pids, kubeconfig
+#                    (default ~/.cache/berth/cluster)
+# BERTH_USE_EXISTING_CLUSTER=1  use the cluster $KUBECONFIG points at instead:
+#                    only check that it answers, start nothing
+# BERTH_ASSETS / KUBEBUILDER_ASSETS  directory of ready-made binaries (build.sh)
+# BERTH_SKIP_BUILD=1 use the binaries in the cache as they are (no build.sh)
+# BERTH_*_PORT       ports, see lib/common.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh"
+
+if using_existing_cluster; then
+  : "${KUBECONFIG:?BERTH_USE_EXISTING_CLUSTER=1 needs KUBECONFIG}"
+  [ -x "$BERTH_BIN/kubectl" ] || "$here/build.sh" >/dev/null
+  "$BERTH_BIN/kubectl" get --raw /readyz >/dev/null ||
+    die "existing cluster at KUBECONFIG=$KUBECONFIG is not reachable or not ready"
+  say "using the existing cluster of KUBECONFIG=$KUBECONFIG (nothing started)"
+  "$BERTH_BIN/kubectl" version 2>/dev/null | sed 's/^/[cluster] /' >&2 || true
+  exit 0
+fi
+
+. "$here/lib/process.sh"
+. "$here/lib/pki.sh"
+. "$here/lib/components.sh"
+
+[ "${BERTH_SKIP_BUILD:-0}" = 1 ] || "$here/build.sh" >/dev/null
+lock_cluster
+start=$SECONDS
+
+make_pki
+make_kubeconfigs
+
+for c in etcd kube-apiserver; do
+  start_component "$c" || die "$c failed to start (log: $logs/$c.log)"
+done
+for c in kube-controller-manager kube-scheduler kwok; do
+  start_component "$c" || die "$c failed to start (log: $logs/$c.log)"
+done
+
+# Fake nodes: kwok marks them Ready and keeps their leases fresh.
+for i in 0 1 2; do
+  sed "s/NODE_NAME/kwok-node-$i/g" "$here/manifests/kwok-node.yaml"
+  echo ---
+done | kubectl apply -f - >/dev/null
+wait_for 60 "the 3 kwok nodes to be Ready" \
+  kubectl wait --for=condition=Ready --timeout=5s node/kwok-node-0 node/kwok-node-1 node/kwok-node-2 || {
+  kubectl get nodes >&2 || true; log_tail kwok; die "kwok nodes did not become Ready"; }
+
+if running metrics-server && healthy metrics-server; then
+  register_metrics_server || die "metrics-server's APIService did not become Available"
+else
+  start_component metrics-server || die "metrics-server failed to start (log: $logs/metrics-server.log)"
+  register_metrics_server || { log_tail metrics-server; die "metrics-server's APIService did not become Available"; }
+fi
+
+# Pods need their namespace's default ServiceAccount (made by the controller
+# manager) before the ServiceAccount admission plugin lets them in.
+wait_for 60 "the default ServiceAccount" kubectl -n default get serviceaccount default ||
+  { log_tail kube-controller-manager; die "kube-controller-manager did not create the default ServiceAccount"; }
+
+say "cluster ready in $((SECONDS - start))s: $(api_get /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p') at $APISERVER_URL"
+say "kubeconfig: $KUBECONFIG_ADMIN"
+say "logs:       $logs/<component>.log"
+say "kubectl:    $BERTH_BIN/kubectl"
+say "stop with tests/cluster/down.sh (or make cluster-down)"
+echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
