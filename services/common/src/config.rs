@@ -23,7 +23,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(name: &str, value: &str, reason: impl Into<String>) -> Self {
-        Self { name: name.to_owned(), value: value.to_owned(), reason: reason.into() }
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -42,7 +46,10 @@ impl Env {
 
     /// Uses only the given pairs (tests).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let map = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let map = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         Self { fixed: Some(map) }
     }
 
@@ -63,12 +70,20 @@ impl Env {
     {
         match self.raw(name) {
             None => Ok(default),
-            Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::new(name, &raw, e.to_string())),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::new(name, &raw, e.to_string())),
         }
     }
 
     /// A whole number within `range`, or `default` when unset.
-    pub fn number_in<T>(&self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    pub fn number_in<T>(
+        &self,
+        name: &str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
     where
         T: FromStr + PartialOrd + std::fmt::Display + Copy,
         T::Err: std::fmt::Display,
@@ -82,8 +97,14 @@ impl Env {
     }
 
     /// A duration given in milliseconds, within `range` (milliseconds).
-    pub fn millis(&self, name: &str, default_ms: u64, range: std::ops::RangeInclusive<u64>) -> Result<Duration, ConfigError> {
-        self.number_in(name, default_ms, range).map(Duration::from_millis)
+    pub fn millis(
+        &self,
+        name: &str,
+        default_ms: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number_in(name, default_ms, range)
+            .map(Duration::from_millis)
     }
 }
 
@@ -114,7 +135,9 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     pub fn from_env(env: &Env, default_schema: &str) -> Result<Self, ConfigError> {
-        let database_schema = env.raw("DATABASE_SCHEMA").unwrap_or_else(|| default_schema.to_owned());
+        let database_schema = env
+            .raw("DATABASE_SCHEMA")
+            .unwrap_or_else(|| default_schema.to_owned());
         crate::postgres::validate_schema_name(&database_schema)
             .map_err(|reason| ConfigError::new("DATABASE_SCHEMA", &database_schema, reason))?;
         Ok(Self {
@@ -145,14 +168,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable() {
-        let err = ServerConfig::from_env(&Env::from_pairs([("PORT", "eighty")]), "item").unwrap_err();
+        let err =
+            ServerConfig::from_env(&Env::from_pairs([("PORT", "eighty")]), "item").unwrap_err();
         assert_eq!(err.name, "PORT");
         assert!(err.to_string().contains("PORT=\"eighty\""), "{err}");
-        let err = ServerConfig::from_env(&Env::from_pairs([("LOG_FORMAT", "xml")]), "item").unwrap_err();
+        let err =
+            ServerConfig::from_env(&Env::from_pairs([("LOG_FORMAT", "xml")]), "item").unwrap_err();
         assert_eq!(err.name, "LOG_FORMAT");
-        let err = ServerConfig::from_env(&Env::from_pairs([("BODY_LIMIT_BYTES", "1")]), "item").unwrap_err();
+        let err = ServerConfig::from_env(&Env::from_pairs([("BODY_LIMIT_BYTES", "1")]), "item")
+            .unwrap_err();
         assert!(err.reason.contains("between"), "{err}");
-        let err = ServerConfig::from_env(&Env::from_pairs([("DATABASE_SCHEMA", "a;drop")]), "item").unwrap_err();
+        let err = ServerConfig::from_env(&Env::from_pairs([("DATABASE_SCHEMA", "a;drop")]), "item")
+            .unwrap_err();
         assert_eq!(err.name, "DATABASE_SCHEMA");
     }
 }

@@ -29,7 +29,8 @@ where
             .and_then(|v| v.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
         if !json_content {
@@ -60,12 +61,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let field = if path == "." { "body".to_owned() } else { path };
-                Problem::validation(vec![FieldError::new(field, strip_position(&inner.to_string()))])
+                Problem::validation(vec![FieldError::new(
+                    field,
+                    strip_position(&inner.to_string()),
+                )])
             }
             _ => Problem::malformed_body(inner.to_string()),
         }
     })?;
-    deserializer.end().map_err(|e| Problem::malformed_body(e.to_string()))?;
+    deserializer
+        .end()
+        .map_err(|e| Problem::malformed_body(e.to_string()))?;
     Ok(value)
 }
 
@@ -91,7 +97,13 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|rejection| Problem::bad_request("invalid-query", "Invalid query parameters", rejection.body_text()))
+            .map_err(|rejection| {
+                Problem::bad_request(
+                    "invalid-query",
+                    "Invalid query parameters",
+                    rejection.body_text(),
+                )
+            })
     }
 }
 

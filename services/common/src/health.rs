@@ -31,7 +31,8 @@ pub async fn healthz() -> impl IntoResponse {
 /// `GET /readyz`
 pub async fn readyz(State(health): State<Health>) -> Response {
     if health.draining.load(Ordering::Relaxed) {
-        return Problem::unavailable("not-ready", "Not ready", "the service is shutting down").into_response();
+        return Problem::unavailable("not-ready", "Not ready", "the service is shutting down")
+            .into_response();
     }
     if let Some(db) = &health.database
         && let Err(reason) = db.check_ready().await

@@ -47,11 +47,28 @@ impl Metrics {
         let duration: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
         let in_flight = Gauge::default();
-        registry.register("http_requests", "HTTP requests handled, by route, method and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency, by route and method", duration.clone());
-        registry.register("http_requests_in_flight", "HTTP requests being handled now", in_flight.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests handled, by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by route and method",
+            duration.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled now",
+            in_flight.clone(),
+        );
         register(&mut registry);
-        Arc::new(Self { registry, requests, duration, in_flight })
+        Arc::new(Self {
+            registry,
+            requests,
+            duration,
+            in_flight,
+        })
     }
 
     pub fn encode(&self) -> String {
@@ -65,15 +82,32 @@ impl Metrics {
 /// Middleware: records every request under its route template (never the raw
 /// path, which would make one series per id).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     metrics.in_flight.inc();
     let _guard = InFlight(&metrics.in_flight);
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics.duration.get_or_create(&RouteLabels { route: route.clone(), method: method.clone() }).observe(started.elapsed().as_secs_f64());
-    metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
+    metrics
+        .duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+            method: method.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status,
+        })
+        .inc();
     response
 }
 
@@ -89,7 +123,10 @@ impl Drop for InFlight<'_> {
 /// `GET /metrics`
 pub async fn serve(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
         metrics.encode(),
     )
 }

@@ -29,7 +29,11 @@ pub enum DbError {
     #[error("database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration {version} ({name}) failed: {source}")]
-    Migration { version: i32, name: &'static str, source: tokio_postgres::Error },
+    Migration {
+        version: i32,
+        name: &'static str,
+        source: tokio_postgres::Error,
+    },
 }
 
 impl DbError {
@@ -47,10 +51,18 @@ impl DbError {
     pub fn to_problem(&self) -> Problem {
         tracing::error!(error = %self, "database error");
         if self.is_unavailable() {
-            Problem::unavailable("database-unavailable", "Database unavailable", "the database cannot be reached")
+            Problem::unavailable(
+                "database-unavailable",
+                "Database unavailable",
+                "the database cannot be reached",
+            )
         } else {
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
-                .with_detail("a database operation failed; it has been logged")
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            )
+            .with_detail("a database operation failed; it has been logged")
         }
     }
 }
@@ -58,7 +70,9 @@ impl DbError {
 /// Schema names are put into SQL text, so only plain identifiers pass.
 pub fn validate_schema_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if first_ok && rest_ok && name.len() <= 63 {
         Ok(())
@@ -77,7 +91,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("schema", &self.schema).finish_non_exhaustive()
+        f.debug_struct("Database")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,10 +108,17 @@ impl Database {
         wait: Duration,
     ) -> Result<Self, DbError> {
         validate_schema_name(schema).map_err(DbError::Url)?;
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| DbError::Url(e.to_string()))?;
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| DbError::Url(e.to_string()))?;
         config.options(format!("-c search_path={schema}"));
         config.connect_timeout(Duration::from_secs(5));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(pool_size)
             .runtime(Runtime::Tokio1)
@@ -103,7 +126,11 @@ impl Database {
             .create_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| DbError::Url(e.to_string()))?;
-        let db = Self { pool, schema: schema.to_owned(), latest_migration: migrations.iter().map(|m| m.version).max().unwrap_or(0) };
+        let db = Self {
+            pool,
+            schema: schema.to_owned(),
+            latest_migration: migrations.iter().map(|m| m.version).max().unwrap_or(0),
+        };
         let started = Instant::now();
         loop {
             match db.migrate(migrations).await {
@@ -119,9 +146,13 @@ impl Database {
 
     async fn migrate(&self, migrations: &'static [Migration]) -> Result<(), DbError> {
         let mut client = self.pool.get().await?;
-        client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&self.schema]).await?;
+        client
+            .execute("SELECT pg_advisory_lock(hashtext($1))", &[&self.schema])
+            .await?;
         let result = apply(&mut client, &self.schema, migrations).await;
-        client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&self.schema]).await?;
+        client
+            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&self.schema])
+            .await?;
         result
     }
 
@@ -132,14 +163,24 @@ impl Database {
 
     /// Ready when the database answers and the newest migration is applied.
     pub async fn check_ready(&self) -> Result<(), String> {
-        let client = self.pool.get().await.map_err(|e| format!("database unreachable: {e}"))?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
         let row = client
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
             .await
             .map_err(|e| format!("database query failed: {e}"))?;
         let applied: i32 = row.get(0);
         if applied < self.latest_migration {
-            return Err(format!("migrations applied up to {applied}, expected {}", self.latest_migration));
+            return Err(format!(
+                "migrations applied up to {applied}, expected {}",
+                self.latest_migration
+            ));
         }
         Ok(())
     }
@@ -154,7 +195,11 @@ impl Database {
     }
 }
 
-async fn apply(client: &mut Object, schema: &str, migrations: &'static [Migration]) -> Result<(), DbError> {
+async fn apply(
+    client: &mut Object,
+    schema: &str,
+    migrations: &'static [Migration],
+) -> Result<(), DbError> {
     client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -165,18 +210,39 @@ async fn apply(client: &mut Object, schema: &str, migrations: &'static [Migratio
              );"
         ))
         .await?;
-    let applied: Vec<i32> = client.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
-    let mut pending: Vec<&Migration> = migrations.iter().filter(|m| !applied.contains(&m.version)).collect();
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut pending: Vec<&Migration> = migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .collect();
     pending.sort_by_key(|m| m.version);
     for migration in pending {
         let tx = client.transaction().await?;
         let step = async {
             tx.batch_execute(migration.sql).await?;
-            tx.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", &[&migration.version, &migration.name]).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[&migration.version, &migration.name],
+            )
+            .await?;
             tx.commit().await
         };
-        step.await.map_err(|source| DbError::Migration { version: migration.version, name: migration.name, source })?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "migration applied");
+        step.await.map_err(|source| DbError::Migration {
+            version: migration.version,
+            name: migration.name,
+            source,
+        })?;
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "migration applied"
+        );
     }
     Ok(())
 }

@@ -44,7 +44,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -78,7 +81,9 @@ impl Problem {
 
     /// The slug of the type URI (`not-found` for `.../problems/not-found`).
     pub fn slug(&self) -> &str {
-        self.type_uri.strip_prefix(TYPE_BASE).unwrap_or(&self.type_uri)
+        self.type_uri
+            .strip_prefix(TYPE_BASE)
+            .unwrap_or(&self.type_uri)
     }
 
     pub fn status_code(&self) -> StatusCode {
@@ -94,13 +99,22 @@ impl Problem {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "The request is not valid")
-            .with_detail(detail)
-            .with_errors(errors)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            "The request is not valid",
+        )
+        .with_detail(detail)
+        .with_errors(errors)
     }
 
     pub fn malformed_body(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed-body", "The request body is not valid JSON").with_detail(detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "The request body is not valid JSON",
+        )
+        .with_detail(detail)
     }
 
     pub fn bad_request(slug: &str, title: &str, detail: impl Into<String>) -> Self {
@@ -112,8 +126,12 @@ impl Problem {
     }
 
     pub fn precondition_failed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, "precondition-failed", "The resource has changed")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "The resource has changed",
+        )
+        .with_detail(detail)
     }
 
     pub fn body_too_large(limit: Option<usize>) -> Self {
@@ -121,17 +139,28 @@ impl Problem {
             Some(limit) => format!("the request body is larger than {limit} bytes"),
             None => "the request body is too large".to_owned(),
         };
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The request body is too large").with_detail(detail)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The request body is too large",
+        )
+        .with_detail(detail)
     }
 
     pub fn unavailable(slug: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, slug, title).with_detail(detail).with_retry_after(1)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, slug, title)
+            .with_detail(detail)
+            .with_retry_after(1)
     }
 
     /// A failure the client cannot fix; the detail stays in the logs.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
-            .with_detail("the server failed to handle the request; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+        .with_detail("the server failed to handle the request; it has been logged")
     }
 }
 
@@ -157,6 +186,10 @@ pub async fn route_not_found() -> Problem {
 
 /// Answers known routes called with the wrong method.
 pub async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
-        .with_detail("this route does not accept that method")
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+    )
+    .with_detail("this route does not accept that method")
 }

@@ -29,7 +29,8 @@ impl RequestId {
 
     fn from_header(value: &HeaderValue) -> Option<Self> {
         let value = value.to_str().ok()?;
-        let sane = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+        let sane =
+            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
         sane.then(|| Self(value.to_owned()))
     }
 }
@@ -38,19 +39,31 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::generate))
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generate))
     }
 }
 
 /// Middleware: assigns the id, opens the request span and logs completion.
 pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let id = req.headers().get(&HEADER).and_then(RequestId::from_header).unwrap_or_else(RequestId::generate);
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(RequestId::from_header)
+        .unwrap_or_else(RequestId::generate);
     req.extensions_mut().insert(id.clone());
     let span = tracing::info_span!("request", request_id = %id.0, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1e3, "request completed");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request completed"
+        );
     });
     if let Ok(value) = HeaderValue::from_str(&id.0) {
         response.headers_mut().insert(HEADER, value);

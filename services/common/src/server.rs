@@ -39,38 +39,69 @@ pub fn app(api: Router, kit: &Kit) -> Router {
         "/openapi.json",
         get(move || {
             let doc = openapi.clone();
-            async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], doc.to_string()) }
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    doc.to_string(),
+                )
+            }
         }),
     )
     .route("/healthz", get(health::healthz))
-    .route("/readyz", get(health::readyz).with_state(kit.health.clone()))
-    .route("/metrics", get(metrics::serve).with_state(kit.metrics.clone()))
+    .route(
+        "/readyz",
+        get(health::readyz).with_state(kit.health.clone()),
+    )
+    .route(
+        "/metrics",
+        get(metrics::serve).with_state(kit.metrics.clone()),
+    )
     .fallback(problem::route_not_found)
     .method_not_allowed_fallback(problem::method_not_allowed)
-    .layer(axum::middleware::from_fn_with_state(kit.metrics.clone(), metrics::track))
-    .layer(axum::middleware::map_response(move |response: Response| async move {
-        // The body limit rejects inside extractors with our own problem; this
-        // catches the limit hit by anything else (e.g. a streaming body).
-        if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !is_problem(&response) {
-            return Problem::body_too_large(Some(body_limit)).into_response();
-        }
-        response
-    }))
+    .layer(axum::middleware::from_fn_with_state(
+        kit.metrics.clone(),
+        metrics::track,
+    ))
+    .layer(axum::middleware::map_response(
+        move |response: Response| async move {
+            // The body limit rejects inside extractors with our own problem; this
+            // catches the limit hit by anything else (e.g. a streaming body).
+            if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+                && !is_problem(&response)
+            {
+                return Problem::body_too_large(Some(body_limit)).into_response();
+            }
+            response
+        },
+    ))
     .layer(DefaultBodyLimit::max(body_limit))
     .layer(axum::middleware::from_fn(request_id::middleware))
-    .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-        tracing::error!("handler panicked");
-        Problem::internal().into_response()
-    }))
+    .layer(CatchPanicLayer::custom(
+        |_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            Problem::internal().into_response()
+        },
+    ))
 }
 
 fn is_problem(response: &Response) -> bool {
-    response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
 }
 
 /// Binds `addr`, logs the address actually bound, and serves `app` until
 /// SIGTERM; then drains in-flight requests for at most `drain`.
-pub async fn serve(app: Router, addr: SocketAddr, health: &Health, drain: Duration) -> std::io::Result<()> {
+pub async fn serve(
+    app: Router,
+    addr: SocketAddr,
+    health: &Health,
+    drain: Duration,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     serve_on(listener, app, health, drain, crate::shutdown::signal()).await
@@ -94,7 +125,10 @@ pub async fn serve_on(
         () = stop => {}
     }
     health.draining.store(true, Ordering::Relaxed);
-    tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining in-flight requests");
+    tracing::info!(
+        drain_ms = drain.as_millis() as u64,
+        "shutting down: no new connections, draining in-flight requests"
+    );
     let _ = tx.send(());
     match tokio::time::timeout(drain, &mut server).await {
         Ok(result) => result.unwrap_or_else(|e| Err(std::io::Error::other(e)))?,

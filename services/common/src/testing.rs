@@ -31,9 +31,22 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A schema name no other test run uses.
 pub fn unique_schema(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let prefix: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(24).collect();
-    format!("t_{}_{}_{}_{}", prefix.to_ascii_lowercase(), std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos % 100_000)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let prefix: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect();
+    format!(
+        "t_{}_{}_{}_{}",
+        prefix.to_ascii_lowercase(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
 }
 
 /// `BERTH_TEST_DATABASE_URL`, or `None` after saying why the PostgreSQL
@@ -42,7 +55,9 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("BERTH_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("BERTH_TEST_DATABASE_URL is not set, and CI=true: the PostgreSQL tests must run in CI (make test-services starts PostgreSQL)")
+            panic!(
+                "BERTH_TEST_DATABASE_URL is not set, and CI=true: the PostgreSQL tests must run in CI (make test-services starts PostgreSQL)"
+            )
         }
         _ => {
             eprintln!(
@@ -55,14 +70,20 @@ pub fn postgres_url() -> Option<String> {
 
 impl Backend {
     pub fn postgres(test: &str) -> Option<Self> {
-        postgres_url().map(|url| Backend::Postgres { url, schema: unique_schema(test) })
+        postgres_url().map(|url| Backend::Postgres {
+            url,
+            schema: unique_schema(test),
+        })
     }
 
     /// The same backend with another schema (a second service).
     pub fn sibling(&self, test: &str) -> Self {
         match self {
             Backend::Memory => Backend::Memory,
-            Backend::Postgres { url, .. } => Backend::Postgres { url: url.clone(), schema: unique_schema(test) },
+            Backend::Postgres { url, .. } => Backend::Postgres {
+                url: url.clone(),
+                schema: unique_schema(test),
+            },
         }
     }
 
@@ -125,7 +146,13 @@ impl Reply {
 
     /// The problem's type slug, for problem+json replies.
     pub fn problem_slug(&self) -> String {
-        self.json()["type"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned()
+        self.json()["type"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -136,22 +163,48 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    pub async fn send(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
         use tower::ServiceExt;
         let mut request = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(body.map(Body::from).unwrap_or_else(Body::empty)).expect("request");
-        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let request = request
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
         let (parts, body) = response.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX).await.expect("body").to_vec();
-        Reply { status: parts.status, headers: parts.headers, body }
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .expect("body")
+            .to_vec();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 
     /// A JSON request (`content-type: application/json`).
     pub async fn json(&self, method: Method, uri: &str, body: &serde_json::Value) -> Reply {
-        self.send(method, uri, &[("content-type", "application/json")], Some(body.to_string().into_bytes())).await
+        self.send(
+            method,
+            uri,
+            &[("content-type", "application/json")],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
@@ -161,7 +214,10 @@ impl InProcess {
 
 /// A free loopback port (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The path of a workspace binary built next to the running test, built
@@ -169,14 +225,25 @@ pub fn free_port() -> u16 {
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
     let path = dir.join(name);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo).args(["build", "-p", name, "--bin", name]).status().expect("run cargo build");
+        let status = Command::new(cargo)
+            .args(["build", "-p", name, "--bin", name])
+            .status()
+            .expect("run cargo build");
         assert!(status.success(), "building {name} failed");
     }
-    assert!(path.exists(), "{} does not exist after building it", path.display());
+    assert!(
+        path.exists(),
+        "{} does not exist after building it",
+        path.display()
+    );
     path
 }
 
@@ -196,15 +263,31 @@ impl Process {
         let port = if port == 0 { free_port() } else { port };
         let dir = std::env::temp_dir().join("berth-service-tests");
         std::fs::create_dir_all(&dir).expect("log dir");
-        let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("service");
-        let log = dir.join(format!("{name}-{port}-{}.log", COUNTER.fetch_add(1, Ordering::Relaxed)));
-        let mut process = Self { child: None, binary: binary.to_owned(), env: env.to_vec(), port, log };
+        let name = binary
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("service");
+        let log = dir.join(format!(
+            "{name}-{port}-{}.log",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut process = Self {
+            child: None,
+            binary: binary.to_owned(),
+            env: env.to_vec(),
+            port,
+            log,
+        };
         process.spawn();
         process
     }
 
     fn spawn(&mut self) {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let mut command = Command::new(&self.binary);
         command
@@ -225,11 +308,19 @@ impl Process {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("{} exited with {status} during start; log:\n{}", self.binary.display(), self.logs());
+                panic!(
+                    "{} exited with {status} during start; log:\n{}",
+                    self.binary.display(),
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("{} did not become healthy; log:\n{}", self.binary.display(), self.logs());
+        panic!(
+            "{} did not become healthy; log:\n{}",
+            self.binary.display(),
+            self.logs()
+        );
     }
 
     pub fn url(&self) -> String {
@@ -240,7 +331,11 @@ impl Process {
     pub fn get_status(&self, path: &str) -> Option<u16> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n").ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).ok()?;
         std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
@@ -252,7 +347,9 @@ impl Process {
 
     fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
         }
     }
 

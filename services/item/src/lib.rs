@@ -76,17 +76,28 @@ pub async fn build(config: &Config) -> Result<Service, DbError> {
         None => (Store::Memory(MemoryStore::default()), None),
     };
     let store = Arc::new(store);
-    let health = Health { database, ..Health::default() };
+    let health = Health {
+        database,
+        ..Health::default()
+    };
     let kit = Kit {
         metrics: Metrics::new(|_| {}),
         health: health.clone(),
         openapi: Arc::new(openapi::document()),
         body_limit: config.server.body_limit,
     };
-    let state = AppState { store: store.clone(), reservation_ttl: config.reservation_ttl };
+    let state = AppState {
+        store: store.clone(),
+        reservation_ttl: config.reservation_ttl,
+    };
     let router = server::app(routes::router(state), &kit);
     let sweeper = tokio::spawn(sweep(store.clone(), config.sweep_interval));
-    Ok(Service { router, health, store, sweeper })
+    Ok(Service {
+        router,
+        health,
+        store,
+        sweeper,
+    })
 }
 
 /// Frees expired holds, forever.
@@ -110,8 +121,18 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(_) => "postgres",
         None => "memory",
     };
-    tracing::info!(store, ttl_ms = config.reservation_ttl.as_millis() as u64, "item-service starting");
+    tracing::info!(
+        store,
+        ttl_ms = config.reservation_ttl.as_millis() as u64,
+        "item-service starting"
+    );
     let addr = SocketAddr::new(config.server.host, config.server.port);
-    server::serve(service.router.clone(), addr, &service.health, config.server.shutdown_timeout).await?;
+    server::serve(
+        service.router.clone(),
+        addr,
+        &service.health,
+        config.server.shutdown_timeout,
+    )
+    .await?;
     Ok(())
 }

@@ -99,9 +99,15 @@ impl ItemPatch {
     pub fn apply_to(&self, item: &Item) -> ItemInput {
         ItemInput {
             name: self.name.clone().unwrap_or_else(|| item.name.clone()),
-            description: self.description.clone().unwrap_or_else(|| item.description.clone()),
+            description: self
+                .description
+                .clone()
+                .unwrap_or_else(|| item.description.clone()),
             price_minor: self.price_minor.unwrap_or(item.price_minor),
-            currency: self.currency.clone().unwrap_or_else(|| item.currency.clone()),
+            currency: self
+                .currency
+                .clone()
+                .unwrap_or_else(|| item.currency.clone()),
             stock: self.stock.unwrap_or(item.stock),
         }
     }
@@ -111,31 +117,46 @@ fn check_name(name: &str, errors: &mut Vec<FieldError>) {
     if name.trim().is_empty() {
         errors.push(FieldError::new("name", "must not be empty"));
     } else if name.chars().count() > MAX_NAME_CHARS {
-        errors.push(FieldError::new("name", format!("must be at most {MAX_NAME_CHARS} characters")));
+        errors.push(FieldError::new(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
     }
 }
 
 fn check_description(description: &str, errors: &mut Vec<FieldError>) {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        errors.push(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION_CHARS} characters")));
+        errors.push(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
     }
 }
 
 fn check_price(price: i64, errors: &mut Vec<FieldError>) {
     if !(0..=MAX_PRICE_MINOR).contains(&price) {
-        errors.push(FieldError::new("price_minor", format!("must be between 0 and {MAX_PRICE_MINOR}")));
+        errors.push(FieldError::new(
+            "price_minor",
+            format!("must be between 0 and {MAX_PRICE_MINOR}"),
+        ));
     }
 }
 
 fn check_currency(currency: &str, errors: &mut Vec<FieldError>) {
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        errors.push(FieldError::new("currency", "must be an ISO 4217 code: three uppercase letters"));
+        errors.push(FieldError::new(
+            "currency",
+            "must be an ISO 4217 code: three uppercase letters",
+        ));
     }
 }
 
 fn check_stock(stock: i64, errors: &mut Vec<FieldError>) {
     if !(0..=MAX_STOCK).contains(&stock) {
-        errors.push(FieldError::new("stock", format!("must be between 0 and {MAX_STOCK}")));
+        errors.push(FieldError::new(
+            "stock",
+            format!("must be between 0 and {MAX_STOCK}"),
+        ));
     }
 }
 
@@ -202,7 +223,10 @@ impl ReservationInput {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if !(1..=MAX_RESERVATION_QUANTITY).contains(&self.quantity) {
-            errors.push(FieldError::new("quantity", format!("must be between 1 and {MAX_RESERVATION_QUANTITY}")));
+            errors.push(FieldError::new(
+                "quantity",
+                format!("must be between 1 and {MAX_RESERVATION_QUANTITY}"),
+            ));
         }
         errors
     }
@@ -212,8 +236,17 @@ impl ReservationInput {
 pub fn validate_reservation_key(key: &str) -> Result<(), FieldError> {
     let ok = !key.is_empty()
         && key.len() <= 200
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok { Ok(()) } else { Err(FieldError::new("key", "must be 1 to 200 characters of A-Z a-z 0-9 - _ . :")) }
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "key",
+            "must be 1 to 200 characters of A-Z a-z 0-9 - _ . :",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -221,7 +254,13 @@ mod tests {
     use super::*;
 
     fn input() -> ItemInput {
-        ItemInput { name: "Mug".into(), description: String::new(), price_minor: 1250, currency: "EUR".into(), stock: 3 }
+        ItemInput {
+            name: "Mug".into(),
+            description: String::new(),
+            price_minor: 1250,
+            currency: "EUR".into(),
+            stock: 3,
+        }
     }
 
     #[test]
@@ -231,9 +270,18 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_reported() {
-        let bad = ItemInput { name: " ".into(), description: "x".repeat(2001), price_minor: -1, currency: "eur".into(), stock: -5 };
+        let bad = ItemInput {
+            name: " ".into(),
+            description: "x".repeat(2001),
+            price_minor: -1,
+            currency: "eur".into(),
+            stock: -5,
+        };
         let fields: Vec<_> = bad.validate().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["name", "description", "price_minor", "currency", "stock"]);
+        assert_eq!(
+            fields,
+            ["name", "description", "price_minor", "currency", "stock"]
+        );
     }
 
     #[test]

@@ -20,5 +20,7 @@ use crate::routes::{items, reservations};
 pub struct ApiDoc;
 
 pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned())
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
 }

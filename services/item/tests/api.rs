@@ -17,24 +17,50 @@ struct Harness {
 async fn harness(backend: &Backend, extra: &[(&str, &str)]) -> Harness {
     let mut env = backend.env();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = item_service::Config::from_env(&Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))).unwrap();
+    let config = item_service::Config::from_env(&Env::from_pairs(
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+    .unwrap();
     let service = item_service::build(&config).await.expect("service builds");
-    let api = InProcess { router: service.router.clone() };
-    Harness { _service: service, api }
+    let api = InProcess {
+        router: service.router.clone(),
+    };
+    Harness {
+        _service: service,
+        api,
+    }
 }
 
 async fn create(api: &InProcess, name: &str, price: i64, stock: i64) -> Value {
-    let reply = api.json(Method::POST, "/v1/items", &json!({"name": name, "price_minor": price, "currency": "EUR", "stock": stock})).await;
+    let reply = api
+        .json(
+            Method::POST,
+            "/v1/items",
+            &json!({"name": name, "price_minor": price, "currency": "EUR", "stock": stock}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
     reply.json()
 }
 
 async fn stock(api: &InProcess, id: &str) -> i64 {
-    api.get(&format!("/v1/items/{id}")).await.json()["stock"].as_i64().expect("stock")
+    api.get(&format!("/v1/items/{id}")).await.json()["stock"]
+        .as_i64()
+        .expect("stock")
 }
 
-async fn reserve(api: &InProcess, key: &str, item: &str, quantity: i64) -> berth_service_kit::testing::Reply {
-    api.json(Method::PUT, &format!("/v1/reservations/{key}"), &json!({"item_id": item, "quantity": quantity})).await
+async fn reserve(
+    api: &InProcess,
+    key: &str,
+    item: &str,
+    quantity: i64,
+) -> berth_service_kit::testing::Reply {
+    api.json(
+        Method::PUT,
+        &format!("/v1/reservations/{key}"),
+        &json!({"item_id": item, "quantity": quantity}),
+    )
+    .await
 }
 
 async fn crud_and_pagination(backend: Backend) {
@@ -55,10 +81,21 @@ async fn crud_and_pagination(backend: Backend) {
     let page = h.api.get("/v1/items?limit=2").await.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = h.api.get(&format!("/v1/items?limit=2&cursor={cursor}")).await.json();
+    let page2 = h
+        .api
+        .get(&format!("/v1/items?limit=2&cursor={cursor}"))
+        .await
+        .json();
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert_ne!(page["items"][0]["id"], page2["items"][0]["id"]);
-    let page3 = h.api.get(&format!("/v1/items?limit=2&cursor={}", page2["next_cursor"].as_str().unwrap())).await.json();
+    let page3 = h
+        .api
+        .get(&format!(
+            "/v1/items?limit=2&cursor={}",
+            page2["next_cursor"].as_str().unwrap()
+        ))
+        .await
+        .json();
     assert_eq!(page3["items"].as_array().unwrap().len(), 1);
     assert!(page3["next_cursor"].is_null());
 
@@ -73,54 +110,112 @@ async fn crud_and_pagination(backend: Backend) {
             Method::PUT,
             &format!("/v1/items/{id}"),
             &[("content-type", "application/json"), ("if-match", "\"1\"")],
-            Some(json!({"name": "Red mug", "price_minor": 1300, "currency": "EUR", "stock": 9}).to_string().into_bytes()),
+            Some(
+                json!({"name": "Red mug", "price_minor": 1300, "currency": "EUR", "stock": 9})
+                    .to_string()
+                    .into_bytes(),
+            ),
         )
         .await;
     assert_eq!(replaced.status, StatusCode::OK, "{:?}", replaced.json());
     assert_eq!(replaced.json()["version"], 2);
     assert_eq!(replaced.json()["description"], "");
 
-    let patched = h.api.json(Method::PATCH, &format!("/v1/items/{id}"), &json!({"description": "glazed"})).await;
+    let patched = h
+        .api
+        .json(
+            Method::PATCH,
+            &format!("/v1/items/{id}"),
+            &json!({"description": "glazed"}),
+        )
+        .await;
     assert_eq!(patched.status, StatusCode::OK);
     assert_eq!(patched.json()["name"], "Red mug");
     assert_eq!(patched.json()["description"], "glazed");
     assert_eq!(patched.json()["version"], 3);
 
-    let deleted = h.api.send(Method::DELETE, &format!("/v1/items/{id}"), &[], None).await;
+    let deleted = h
+        .api
+        .send(Method::DELETE, &format!("/v1/items/{id}"), &[], None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(h.api.get(&format!("/v1/items/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.api.get(&format!("/v1/items/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn stale_writes_are_refused(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Lamp", 9900, 2).await["id"].as_str().unwrap().to_owned();
-    let body = |name: &str| Some(json!({"name": name, "price_minor": 1, "currency": "EUR", "stock": 1}).to_string().into_bytes());
+    let id = create(&h.api, "Lamp", 9900, 2).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = |name: &str| {
+        Some(
+            json!({"name": name, "price_minor": 1, "currency": "EUR", "stock": 1})
+                .to_string()
+                .into_bytes(),
+        )
+    };
     let first = h
         .api
-        .send(Method::PUT, &format!("/v1/items/{id}"), &[("content-type", "application/json"), ("if-match", "\"1\"")], body("first"))
+        .send(
+            Method::PUT,
+            &format!("/v1/items/{id}"),
+            &[("content-type", "application/json"), ("if-match", "\"1\"")],
+            body("first"),
+        )
         .await;
     assert_eq!(first.status, StatusCode::OK);
     // A second writer that also read version 1 loses, and changes nothing.
     let stale = h
         .api
-        .send(Method::PUT, &format!("/v1/items/{id}"), &[("content-type", "application/json"), ("if-match", "\"1\"")], body("stale"))
+        .send(
+            Method::PUT,
+            &format!("/v1/items/{id}"),
+            &[("content-type", "application/json"), ("if-match", "\"1\"")],
+            body("stale"),
+        )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(stale.problem_slug(), "precondition-failed");
-    assert_eq!(stale.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        stale.header("content-type"),
+        Some("application/problem+json")
+    );
     let stale_patch = h
         .api
         .send(
             Method::PATCH,
             &format!("/v1/items/{id}"),
-            &[("content-type", "application/json"), ("if-match", "W/\"1\"")],
+            &[
+                ("content-type", "application/json"),
+                ("if-match", "W/\"1\""),
+            ],
             Some(br#"{"name":"stale"}"#.to_vec()),
         )
         .await;
     assert_eq!(stale_patch.status, StatusCode::PRECONDITION_FAILED);
-    let stale_delete = h.api.send(Method::DELETE, &format!("/v1/items/{id}"), &[("if-match", "\"1\"")], None).await;
+    let stale_delete = h
+        .api
+        .send(
+            Method::DELETE,
+            &format!("/v1/items/{id}"),
+            &[("if-match", "\"1\"")],
+            None,
+        )
+        .await;
     assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
-    let junk = h.api.send(Method::DELETE, &format!("/v1/items/{id}"), &[("if-match", "\"abc\"")], None).await;
+    let junk = h
+        .api
+        .send(
+            Method::DELETE,
+            &format!("/v1/items/{id}"),
+            &[("if-match", "\"abc\"")],
+            None,
+        )
+        .await;
     assert_eq!(junk.status, StatusCode::PRECONDITION_FAILED);
     let item = h.api.get(&format!("/v1/items/{id}")).await.json();
     assert_eq!(item["name"], "first");
@@ -129,25 +224,67 @@ async fn stale_writes_are_refused(backend: Backend) {
 
 async fn problems_for_bad_requests(backend: Backend) {
     let h = harness(&backend, &[("BODY_LIMIT_BYTES", "2048")]).await;
-    let malformed = h.api.send(Method::POST, "/v1/items", &[("content-type", "application/json")], Some(b"{\"name\":".to_vec())).await;
+    let malformed = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/items",
+            &[("content-type", "application/json")],
+            Some(b"{\"name\":".to_vec()),
+        )
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.problem_slug(), "malformed-body");
 
-    let invalid = h.api.json(Method::POST, "/v1/items", &json!({"name": "", "price_minor": -5, "currency": "euro", "stock": 1})).await;
+    let invalid = h
+        .api
+        .json(
+            Method::POST,
+            "/v1/items",
+            &json!({"name": "", "price_minor": -5, "currency": "euro", "stock": 1}),
+        )
+        .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     let body = invalid.json();
     assert_eq!(body["type"], "https://berth.dev/problems/validation-failed");
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["name", "price_minor", "currency"]);
 
-    let wrong_type = h.api.json(Method::POST, "/v1/items", &json!({"name": "x", "price_minor": 1.5, "currency": "EUR", "stock": 1})).await;
+    let wrong_type = h
+        .api
+        .json(
+            Method::POST,
+            "/v1/items",
+            &json!({"name": "x", "price_minor": 1.5, "currency": "EUR", "stock": 1}),
+        )
+        .await;
     assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(wrong_type.json()["errors"][0]["field"], "price_minor");
 
-    let unknown_field = h.api.json(Method::POST, "/v1/items", &json!({"name": "x", "price_minor": 1, "currency": "EUR", "stock": 1, "colour": "red"})).await;
+    let unknown_field = h
+        .api
+        .json(
+            Method::POST,
+            "/v1/items",
+            &json!({"name": "x", "price_minor": 1, "currency": "EUR", "stock": 1, "colour": "red"}),
+        )
+        .await;
     assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let not_json = h.api.send(Method::POST, "/v1/items", &[("content-type", "text/plain")], Some(b"hi".to_vec())).await;
+    let not_json = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/items",
+            &[("content-type", "text/plain")],
+            Some(b"hi".to_vec()),
+        )
+        .await;
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let huge = json!({"name": "x".repeat(5000), "price_minor": 1, "currency": "EUR", "stock": 1});
@@ -155,20 +292,47 @@ async fn problems_for_bad_requests(backend: Backend) {
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.problem_slug(), "body-too-large");
 
-    let missing = h.api.get("/v1/items/0190a0a0-0000-7000-8000-000000000000").await;
+    let missing = h
+        .api
+        .get("/v1/items/0190a0a0-0000-7000-8000-000000000000")
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.problem_slug(), "not-found");
-    assert_eq!(h.api.get("/v1/items/not-a-uuid").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(h.api.get("/v1/nothing-here").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(h.api.send(Method::DELETE, "/v1/items", &[], None).await.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(h.api.get("/v1/items?limit=0").await.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(h.api.get("/v1/items?limit=abc").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(h.api.get("/v1/items?cursor=xyz").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        h.api.get("/v1/items/not-a-uuid").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.api.get("/v1/nothing-here").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.api
+            .send(Method::DELETE, "/v1/items", &[], None)
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        h.api.get("/v1/items?limit=0").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        h.api.get("/v1/items?limit=abc").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        h.api.get("/v1/items?cursor=xyz").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 async fn no_input_makes_it_fail(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Fuzz", 1, 1).await["id"].as_str().unwrap().to_owned();
+    let id = create(&h.api, "Fuzz", 1, 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let bodies: Vec<Vec<u8>> = vec![
         b"".to_vec(),
         b"null".to_vec(),
@@ -190,10 +354,27 @@ async fn no_input_makes_it_fail(backend: Backend) {
     ];
     for (method, uri) in &targets {
         for body in &bodies {
-            let reply = h.api.send(method.clone(), uri, &[("content-type", "application/json")], Some(body.clone())).await;
-            assert!(!reply.status.is_server_error(), "{method} {uri} with {:?} gave {}", String::from_utf8_lossy(body), reply.status);
+            let reply = h
+                .api
+                .send(
+                    method.clone(),
+                    uri,
+                    &[("content-type", "application/json")],
+                    Some(body.clone()),
+                )
+                .await;
+            assert!(
+                !reply.status.is_server_error(),
+                "{method} {uri} with {:?} gave {}",
+                String::from_utf8_lossy(body),
+                reply.status
+            );
             if reply.status.is_client_error() {
-                assert_eq!(reply.header("content-type"), Some("application/problem+json"), "{method} {uri}");
+                assert_eq!(
+                    reply.header("content-type"),
+                    Some("application/problem+json"),
+                    "{method} {uri}"
+                );
             }
         }
     }
@@ -202,7 +383,10 @@ async fn no_input_makes_it_fail(backend: Backend) {
 
 async fn reservations_take_and_return_stock(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Chair", 4000, 5).await["id"].as_str().unwrap().to_owned();
+    let id = create(&h.api, "Chair", 4000, 5).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let first = reserve(&h.api, "order:1:0", &id, 3).await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -225,70 +409,178 @@ async fn reservations_take_and_return_stock(backend: Backend) {
     assert_eq!(too_many.problem_slug(), "insufficient-stock");
     assert_eq!(stock(&h.api, &id).await, 2);
     // A failed reserve leaves its key unused.
-    assert_eq!(h.api.get("/v1/reservations/order:2:0").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.api.get("/v1/reservations/order:2:0").await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    let missing_item = reserve(&h.api, "order:3:0", "0190a0a0-0000-7000-8000-000000000000", 1).await;
+    let missing_item = reserve(
+        &h.api,
+        "order:3:0",
+        "0190a0a0-0000-7000-8000-000000000000",
+        1,
+    )
+    .await;
     assert_eq!(missing_item.status, StatusCode::NOT_FOUND);
-    assert_eq!(reserve(&h.api, "bad%20key", &id, 1).await.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(reserve(&h.api, "order:4:0", &id, 0).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reserve(&h.api, "bad%20key", &id, 1).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        reserve(&h.api, "order:4:0", &id, 0).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
-    let confirmed = h.api.send(Method::POST, "/v1/reservations/order:1:0/confirm", &[], None).await;
+    let confirmed = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:1:0/confirm",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(confirmed.status, StatusCode::OK);
     assert_eq!(confirmed.json()["status"], "confirmed");
     assert!(confirmed.json()["expires_at"].is_null());
-    let confirmed_again = h.api.send(Method::POST, "/v1/reservations/order:1:0/confirm", &[], None).await;
+    let confirmed_again = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:1:0/confirm",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(confirmed_again.status, StatusCode::OK);
     assert_eq!(stock(&h.api, &id).await, 2);
 
-    let released = h.api.send(Method::POST, "/v1/reservations/order:1:0/release", &[], None).await;
+    let released = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:1:0/release",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(released.status, StatusCode::OK);
     assert_eq!(released.json()["status"], "released");
     assert_eq!(stock(&h.api, &id).await, 5);
-    let released_again = h.api.send(Method::POST, "/v1/reservations/order:1:0/release", &[], None).await;
+    let released_again = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:1:0/release",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(released_again.status, StatusCode::OK);
     assert_eq!(stock(&h.api, &id).await, 5);
-    let confirm_released = h.api.send(Method::POST, "/v1/reservations/order:1:0/confirm", &[], None).await;
+    let confirm_released = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:1:0/confirm",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(confirm_released.status, StatusCode::CONFLICT);
     assert_eq!(confirm_released.problem_slug(), "reservation-not-held");
 
     // Releasing a key first means a reserve arriving late takes nothing.
-    let early = h.api.send(Method::POST, "/v1/reservations/order:5:0/release", &[], None).await;
+    let early = h
+        .api
+        .send(
+            Method::POST,
+            "/v1/reservations/order:5:0/release",
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(early.status, StatusCode::OK);
     let late = reserve(&h.api, "order:5:0", &id, 1).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
     assert_eq!(late.problem_slug(), "reservation-released");
     assert_eq!(stock(&h.api, &id).await, 5);
-    assert_eq!(h.api.send(Method::POST, "/v1/reservations/nope/confirm", &[], None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.api
+            .send(Method::POST, "/v1/reservations/nope/confirm", &[], None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn held_reservations_expire(backend: Backend) {
-    let h = harness(&backend, &[("RESERVATION_TTL_MS", "300"), ("RESERVATION_SWEEP_MS", "50")]).await;
-    let id = create(&h.api, "Desk", 20000, 4).await["id"].as_str().unwrap().to_owned();
-    assert_eq!(reserve(&h.api, "exp:held", &id, 3).await.status, StatusCode::CREATED);
-    assert_eq!(reserve(&h.api, "exp:kept", &id, 1).await.status, StatusCode::CREATED);
-    assert_eq!(h.api.send(Method::POST, "/v1/reservations/exp:kept/confirm", &[], None).await.status, StatusCode::OK);
+    let h = harness(
+        &backend,
+        &[
+            ("RESERVATION_TTL_MS", "300"),
+            ("RESERVATION_SWEEP_MS", "50"),
+        ],
+    )
+    .await;
+    let id = create(&h.api, "Desk", 20000, 4).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        reserve(&h.api, "exp:held", &id, 3).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        reserve(&h.api, "exp:kept", &id, 1).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        h.api
+            .send(Method::POST, "/v1/reservations/exp:kept/confirm", &[], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     assert_eq!(stock(&h.api, &id).await, 0);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while stock(&h.api, &id).await != 3 {
-        assert!(std::time::Instant::now() < deadline, "held units did not come back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "held units did not come back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(h.api.get("/v1/reservations/exp:held").await.json()["status"], "expired");
-    assert_eq!(h.api.get("/v1/reservations/exp:kept").await.json()["status"], "confirmed");
-    let confirm_late = h.api.send(Method::POST, "/v1/reservations/exp:held/confirm", &[], None).await;
+    assert_eq!(
+        h.api.get("/v1/reservations/exp:held").await.json()["status"],
+        "expired"
+    );
+    assert_eq!(
+        h.api.get("/v1/reservations/exp:kept").await.json()["status"],
+        "confirmed"
+    );
+    let confirm_late = h
+        .api
+        .send(Method::POST, "/v1/reservations/exp:held/confirm", &[], None)
+        .await;
     assert_eq!(confirm_late.status, StatusCode::CONFLICT);
 }
 
 async fn concurrent_reserves_never_oversell(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Last units", 100, 10).await["id"].as_str().unwrap().to_owned();
+    let id = create(&h.api, "Last units", 100, 10).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let api = h.api.clone();
         let id = id.clone();
         // Every fourth request repeats an earlier key: a retry, not a new reserve.
         let key = format!("race:{}", if i % 4 == 3 { i - 1 } else { i });
-        tasks.push(tokio::spawn(async move { reserve(&api, &key, &id, 1).await }));
+        tasks.push(tokio::spawn(
+            async move { reserve(&api, &key, &id, 1).await },
+        ));
     }
     let mut created = 0;
     let mut keys = std::collections::HashSet::new();
@@ -318,18 +610,46 @@ async fn health_metrics_and_openapi(backend: Backend) {
     assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.json());
     create(&h.api, "Counted", 1, 1).await;
     let metrics = String::from_utf8(h.api.get("/metrics").await.body).unwrap();
-    assert!(metrics.contains(r#"http_requests_total{route="/v1/items",method="POST",status="201"} 1"#), "{metrics}");
-    assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains(r#"http_requests_total{route="/v1/items",method="POST",status="201"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
     assert!(metrics.contains("http_requests_in_flight"), "{metrics}");
     let doc = h.api.get("/openapi.json").await.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/items", "/v1/items/{id}", "/v1/reservations/{key}", "/v1/reservations/{key}/release"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/v1/items",
+        "/v1/items/{id}",
+        "/v1/reservations/{key}",
+        "/v1/reservations/{key}/release",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
-    let with_id = h.api.send(Method::GET, "/healthz", &[("x-request-id", "abc-123")], None).await;
+    let with_id = h
+        .api
+        .send(
+            Method::GET,
+            "/healthz",
+            &[("x-request-id", "abc-123")],
+            None,
+        )
+        .await;
     assert_eq!(with_id.header("x-request-id"), Some("abc-123"));
-    assert!(h.api.get("/healthz").await.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert!(
+        h.api
+            .get("/healthz")
+            .await
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
 }
 
 both_stores!(

@@ -25,30 +25,61 @@ async fn serves_over_tcp_and_stops_on_sigterm(backend: Backend) {
     assert_eq!(created.status(), 201);
     assert_eq!(created.headers()["x-request-id"], "tcp-test-1");
     let created: Value = created.json().await.unwrap();
-    let fetched: Value = http.get(format!("{}/v1/items/{}", item.url(), created["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let fetched: Value = http
+        .get(format!(
+            "{}/v1/items/{}",
+            item.url(),
+            created["id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched, created);
     assert_eq!(item.get_status("/readyz"), Some(200));
 
     let logs = item.logs();
-    let line = logs.lines().find(|l| l.contains("tcp-test-1")).expect("the request is logged with its id");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("tcp-test-1"))
+        .expect("the request is logged with its id");
     let parsed: Value = serde_json::from_str(line).expect("logs are JSON lines");
     assert_eq!(parsed["span"]["request_id"], "tcp-test-1");
 
-    let status = item.terminate(Duration::from_secs(15)).expect("exits after SIGTERM");
+    let status = item
+        .terminate(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
     assert!(status.success(), "exit status {status}");
     let logs = item.logs();
-    assert!(logs.contains("received SIGTERM") && logs.contains("\"stopped\""), "{logs}");
+    assert!(
+        logs.contains("received SIGTERM") && logs.contains("\"stopped\""),
+        "{logs}"
+    );
 }
 
 both_stores!(serves_over_tcp_and_stops_on_sigterm);
 
 #[test]
 fn bad_configuration_stops_the_start_with_a_clear_message() {
-    for (name, value) in [("PORT", "eighty"), ("LOG_FORMAT", "yaml"), ("RESERVATION_TTL_MS", "0"), ("DATABASE_SCHEMA", "Bad-Name")] {
-        let output = Command::new(BINARY).env_clear().env(name, value).output().unwrap();
+    for (name, value) in [
+        ("PORT", "eighty"),
+        ("LOG_FORMAT", "yaml"),
+        ("RESERVATION_TTL_MS", "0"),
+        ("DATABASE_SCHEMA", "Bad-Name"),
+    ] {
+        let output = Command::new(BINARY)
+            .env_clear()
+            .env(name, value)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{name}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(name) && stderr.contains(value), "{name}={value}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(value),
+            "{name}={value}: {stderr}"
+        );
     }
 }
 
@@ -57,7 +88,10 @@ fn unreachable_database_fails_the_start() {
     let output = Command::new(BINARY)
         .env_clear()
         .env("PORT", "0")
-        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none?connect_timeout=1",
+        )
         .env("DATABASE_CONNECT_WAIT_MS", "1000")
         .output()
         .unwrap();

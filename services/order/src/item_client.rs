@@ -86,7 +86,11 @@ pub struct ItemMetrics {
 
 impl ItemMetrics {
     pub fn register(&self, registry: &mut Registry) {
-        registry.register("item_calls", "Calls (attempts) to the item service, by operation and outcome", self.calls.clone());
+        registry.register(
+            "item_calls",
+            "Calls (attempts) to the item service, by operation and outcome",
+            self.calls.clone(),
+        );
         registry.register(
             "item_breaker_state",
             "Item service circuit breaker: 0 closed, 1 open, 2 half-open",
@@ -160,7 +164,10 @@ pub struct ItemClient {
 }
 
 impl ItemClient {
-    pub fn new(config: ItemClientConfig, metrics: ItemMetrics) -> Result<Arc<Self>, reqwest::Error> {
+    pub fn new(
+        config: ItemClientConfig,
+        metrics: ItemMetrics,
+    ) -> Result<Arc<Self>, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .pool_idle_timeout(Duration::from_secs(30))
@@ -169,8 +176,16 @@ impl ItemClient {
             config.breaker_failures,
             failsafe::backoff::constant(config.breaker_open),
         );
-        let breaker = BreakerConfig::new().failure_policy(policy).instrument(BreakerGauge(metrics.breaker_state.clone())).build();
-        Ok(Arc::new(Self { http, config, breaker, metrics }))
+        let breaker = BreakerConfig::new()
+            .failure_policy(policy)
+            .instrument(BreakerGauge(metrics.breaker_state.clone()))
+            .build();
+        Ok(Arc::new(Self {
+            http,
+            config,
+            breaker,
+            metrics,
+        }))
     }
 
     pub fn breaker_open_for(&self) -> Duration {
@@ -178,30 +193,72 @@ impl ItemClient {
     }
 
     pub async fn get_item(&self, id: Uuid, rid: &RequestId) -> Result<Option<ItemView>, ItemError> {
-        match self.call("get_item", Method::GET, &format!("v1/items/{id}"), None, rid).await? {
+        match self
+            .call(
+                "get_item",
+                Method::GET,
+                &format!("v1/items/{id}"),
+                None,
+                rid,
+            )
+            .await?
+        {
             (StatusCode::OK, body) => parse(&body).map(Some),
             (StatusCode::NOT_FOUND, _) => Ok(None),
             (status, body) => Err(rejected(status, &body)),
         }
     }
 
-    pub async fn reserve(&self, key: &str, item_id: Uuid, quantity: i64, rid: &RequestId) -> Result<ReservationView, ItemError> {
+    pub async fn reserve(
+        &self,
+        key: &str,
+        item_id: Uuid,
+        quantity: i64,
+        rid: &RequestId,
+    ) -> Result<ReservationView, ItemError> {
         let body = serde_json::json!({ "item_id": item_id, "quantity": quantity });
-        match self.call("reserve", Method::PUT, &format!("v1/reservations/{key}"), Some(body), rid).await? {
+        match self
+            .call(
+                "reserve",
+                Method::PUT,
+                &format!("v1/reservations/{key}"),
+                Some(body),
+                rid,
+            )
+            .await?
+        {
             (StatusCode::OK | StatusCode::CREATED, body) => parse(&body),
             (status, body) => Err(rejected(status, &body)),
         }
     }
 
     pub async fn confirm(&self, key: &str, rid: &RequestId) -> Result<ReservationView, ItemError> {
-        match self.call("confirm", Method::POST, &format!("v1/reservations/{key}/confirm"), None, rid).await? {
+        match self
+            .call(
+                "confirm",
+                Method::POST,
+                &format!("v1/reservations/{key}/confirm"),
+                None,
+                rid,
+            )
+            .await?
+        {
             (StatusCode::OK, body) => parse(&body),
             (status, body) => Err(rejected(status, &body)),
         }
     }
 
     pub async fn release(&self, key: &str, rid: &RequestId) -> Result<ReservationView, ItemError> {
-        match self.call("release", Method::POST, &format!("v1/reservations/{key}/release"), None, rid).await? {
+        match self
+            .call(
+                "release",
+                Method::POST,
+                &format!("v1/reservations/{key}/release"),
+                None,
+                rid,
+            )
+            .await?
+        {
             (StatusCode::OK, body) => parse(&body),
             (status, body) => Err(rejected(status, &body)),
         }
@@ -216,7 +273,11 @@ impl ItemClient {
         body: Option<serde_json::Value>,
         rid: &RequestId,
     ) -> Result<(StatusCode, axum::body::Bytes), ItemError> {
-        let url = self.config.base_url.join(path).map_err(|e| ItemError::Unexpected(e.to_string()))?;
+        let url = self
+            .config
+            .base_url
+            .join(path)
+            .map_err(|e| ItemError::Unexpected(e.to_string()))?;
         let attempt = || self.attempt(operation, method.clone(), url.clone(), body.as_ref(), rid);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_base)
@@ -229,7 +290,12 @@ impl ItemClient {
             .when(|e| matches!(e, Attempt::Retryable(_)))
             .notify(|e, delay| {
                 if let Attempt::Retryable(why) = e {
-                    tracing::debug!(operation, why, delay_ms = delay.as_millis() as u64, "retrying item-service call");
+                    tracing::debug!(
+                        operation,
+                        why,
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying item-service call"
+                    );
                 }
             })
             .await
@@ -247,12 +313,21 @@ impl ItemClient {
         body: Option<&serde_json::Value>,
         rid: &RequestId,
     ) -> Result<(StatusCode, axum::body::Bytes), Attempt> {
-        let outcome = |outcome: &'static str| self.metrics.calls.get_or_create(&CallLabels { operation, outcome }).inc();
+        let outcome = |outcome: &'static str| {
+            self.metrics
+                .calls
+                .get_or_create(&CallLabels { operation, outcome })
+                .inc()
+        };
         if !self.breaker.is_call_permitted() {
             outcome("breaker_open");
             return Err(Attempt::Final(ItemError::BreakerOpen));
         }
-        let mut request = self.http.request(method, url).timeout(self.config.timeout).header("x-request-id", rid.as_str());
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(self.config.timeout)
+            .header("x-request-id", rid.as_str());
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -267,21 +342,39 @@ impl ItemClient {
             Ok((status, _)) if status.is_server_error() => {
                 self.breaker.on_error();
                 outcome("server_error");
-                Err(Attempt::Retryable(format!("the item service answered {status}")))
+                Err(Attempt::Retryable(format!(
+                    "the item service answered {status}"
+                )))
             }
             Ok((status, bytes)) => {
                 self.breaker.on_success();
-                outcome(if status.is_client_error() { "client_error" } else { "success" });
+                outcome(if status.is_client_error() {
+                    "client_error"
+                } else {
+                    "success"
+                });
                 Ok((status, bytes))
             }
             Err(e) => {
                 self.breaker.on_error();
                 let (label, why) = if e.is_timeout() {
-                    ("timeout", format!("the item service did not answer within {} ms", self.config.timeout.as_millis()))
+                    (
+                        "timeout",
+                        format!(
+                            "the item service did not answer within {} ms",
+                            self.config.timeout.as_millis()
+                        ),
+                    )
                 } else if e.is_connect() {
-                    ("connect_error", "the item service cannot be reached".to_owned())
+                    (
+                        "connect_error",
+                        "the item service cannot be reached".to_owned(),
+                    )
                 } else {
-                    ("transport_error", format!("the call to the item service failed: {e}"))
+                    (
+                        "transport_error",
+                        format!("the call to the item service failed: {e}"),
+                    )
                 };
                 outcome(label);
                 Err(Attempt::Retryable(why))
@@ -291,7 +384,8 @@ impl ItemClient {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ItemError> {
-    serde_json::from_slice(body).map_err(|e| ItemError::Unexpected(format!("unreadable item-service answer: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ItemError::Unexpected(format!("unreadable item-service answer: {e}")))
 }
 
 fn rejected(status: StatusCode, body: &[u8]) -> ItemError {

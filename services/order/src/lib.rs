@@ -45,11 +45,20 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw_url = env.raw("ITEM_URL").ok_or_else(|| {
-            ConfigError::new("ITEM_URL", "", "is required: the item service's base URL, e.g. http://127.0.0.1:8081")
+            ConfigError::new(
+                "ITEM_URL",
+                "",
+                "is required: the item service's base URL, e.g. http://127.0.0.1:8081",
+            )
         })?;
-        let mut base_url = reqwest::Url::parse(&raw_url).map_err(|e| ConfigError::new("ITEM_URL", &raw_url, e.to_string()))?;
+        let mut base_url = reqwest::Url::parse(&raw_url)
+            .map_err(|e| ConfigError::new("ITEM_URL", &raw_url, e.to_string()))?;
         if base_url.scheme() != "http" || base_url.host().is_none() {
-            return Err(ConfigError::new("ITEM_URL", &raw_url, "expected http://host[:port][/path]"));
+            return Err(ConfigError::new(
+                "ITEM_URL",
+                &raw_url,
+                "expected http://host[:port][/path]",
+            ));
         }
         if !base_url.path().ends_with('/') {
             let path = format!("{}/", base_url.path());
@@ -67,7 +76,11 @@ impl Config {
         let retry_base = env.millis("ITEM_RETRY_BASE_MS", 50, 1..=10_000)?;
         let retry_max = env.millis("ITEM_RETRY_MAX_MS", 500, 1..=60_000)?;
         if retry_max < retry_base {
-            return Err(ConfigError::new("ITEM_RETRY_MAX_MS", &retry_max.as_millis().to_string(), "must be at least ITEM_RETRY_BASE_MS"));
+            return Err(ConfigError::new(
+                "ITEM_RETRY_MAX_MS",
+                &retry_max.as_millis().to_string(),
+                "must be at least ITEM_RETRY_BASE_MS",
+            ));
         }
         Ok(Self {
             server: ServerConfig::from_env(env, "orders")?,
@@ -119,12 +132,33 @@ pub async fn build(config: &Config) -> Result<Service, Box<dyn std::error::Error
     let item_metrics = ItemMetrics::default();
     let metrics = Metrics::new(|registry| item_metrics.register(registry));
     let items = ItemClient::new(config.item.clone(), item_metrics)?;
-    let saga = Saga { store: Arc::new(store), items, deadline: config.deadline };
-    let health = Health { database, ..Health::default() };
-    let kit = Kit { metrics, health: health.clone(), openapi: Arc::new(openapi::document()), body_limit: config.server.body_limit };
+    let saga = Saga {
+        store: Arc::new(store),
+        items,
+        deadline: config.deadline,
+    };
+    let health = Health {
+        database,
+        ..Health::default()
+    };
+    let kit = Kit {
+        metrics,
+        health: health.clone(),
+        openapi: Arc::new(openapi::document()),
+        body_limit: config.server.body_limit,
+    };
     let router = server::app(routes::router(saga.clone()), &kit);
-    let reconciler = tokio::spawn(reconcile(saga.clone(), config.reconcile_interval, config.reconcile_after));
-    Ok(Service { router, health, saga, reconciler })
+    let reconciler = tokio::spawn(reconcile(
+        saga.clone(),
+        config.reconcile_interval,
+        config.reconcile_after,
+    ));
+    Ok(Service {
+        router,
+        health,
+        saga,
+        reconciler,
+    })
 }
 
 /// Finishes abandoned orders at start, then every `every`.
@@ -144,9 +178,19 @@ async fn reconcile(saga: Saga, every: Duration, after: Duration) {
 /// Runs until SIGTERM.
 pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let service = build(&config).await?;
-    let store = if config.server.database_url.is_some() { "postgres" } else { "memory" };
+    let store = if config.server.database_url.is_some() {
+        "postgres"
+    } else {
+        "memory"
+    };
     tracing::info!(store, item_url = %config.item.base_url, "order-service starting");
     let addr = SocketAddr::new(config.server.host, config.server.port);
-    server::serve(service.router.clone(), addr, &service.health, config.server.shutdown_timeout).await?;
+    server::serve(
+        service.router.clone(),
+        addr,
+        &service.health,
+        config.server.shutdown_timeout,
+    )
+    .await?;
     Ok(())
 }

@@ -40,9 +40,16 @@ impl OrderStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Placed, Self::Compensating, Self::Failed, Self::Cancelling, Self::Cancelled]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        [
+            Self::Pending,
+            Self::Placed,
+            Self::Compensating,
+            Self::Failed,
+            Self::Cancelling,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 
@@ -111,14 +118,26 @@ impl NewOrder {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if self.lines.is_empty() || self.lines.len() > MAX_LINES {
-            errors.push(FieldError::new("lines", format!("must have 1 to {MAX_LINES} lines")));
+            errors.push(FieldError::new(
+                "lines",
+                format!("must have 1 to {MAX_LINES} lines"),
+            ));
         }
         for (i, line) in self.lines.iter().enumerate() {
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                errors.push(FieldError::new(format!("lines[{i}].quantity"), format!("must be between 1 and {MAX_QUANTITY}")));
+                errors.push(FieldError::new(
+                    format!("lines[{i}].quantity"),
+                    format!("must be between 1 and {MAX_QUANTITY}"),
+                ));
             }
-            if self.lines[..i].iter().any(|earlier| earlier.item_id == line.item_id) {
-                errors.push(FieldError::new(format!("lines[{i}].item_id"), "repeats an earlier line's item; combine them"));
+            if self.lines[..i]
+                .iter()
+                .any(|earlier| earlier.item_id == line.item_id)
+            {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].item_id"),
+                    "repeats an earlier line's item; combine them",
+                ));
             }
         }
         errors
@@ -134,7 +153,14 @@ impl NewOrder {
 /// Idempotency keys are opaque to us but bounded.
 pub fn validate_idempotency_key(key: &str) -> Result<(), FieldError> {
     let ok = !key.is_empty() && key.len() <= 200 && key.bytes().all(|b| b.is_ascii_graphic());
-    if ok { Ok(()) } else { Err(FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "Idempotency-Key",
+            "must be 1 to 200 visible ASCII characters",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -145,7 +171,16 @@ mod tests {
     fn validation_names_each_bad_line() {
         let id = Uuid::now_v7();
         let order = NewOrder {
-            lines: vec![LineInput { item_id: id, quantity: 0 }, LineInput { item_id: id, quantity: 1 }],
+            lines: vec![
+                LineInput {
+                    item_id: id,
+                    quantity: 0,
+                },
+                LineInput {
+                    item_id: id,
+                    quantity: 1,
+                },
+            ],
         };
         let fields: Vec<_> = order.validate().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["lines[0].quantity", "lines[1].item_id"]);
@@ -154,7 +189,14 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in ["pending", "placed", "compensating", "failed", "cancelling", "cancelled"] {
+        for s in [
+            "pending",
+            "placed",
+            "compensating",
+            "failed",
+            "cancelling",
+            "cancelled",
+        ] {
             assert_eq!(OrderStatus::parse(s).map(OrderStatus::as_str), Some(s));
         }
     }

@@ -48,11 +48,18 @@ pub struct OrderPage {
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Not enough stock, or the key's first request is in progress"),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 503, body = Problem, content_type = "application/problem+json", description = "The item service is down or slow")))]
-pub async fn create(State(saga): State<Saga>, rid: RequestId, headers: HeaderMap, Json(input): Json<NewOrder>) -> Result<Response, Problem> {
+pub async fn create(
+    State(saga): State<Saga>,
+    rid: RequestId,
+    headers: HeaderMap,
+    Json(input): Json<NewOrder>,
+) -> Result<Response, Problem> {
     let key = match headers.get(IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => {
-            let key = value.to_str().map_err(|_| Problem::validation(vec![FieldError::new("Idempotency-Key", "must be ASCII")]))?;
+            let key = value.to_str().map_err(|_| {
+                Problem::validation(vec![FieldError::new("Idempotency-Key", "must be ASCII")])
+            })?;
             validate_idempotency_key(key).map_err(|e| Problem::validation(vec![e]))?;
             Some(key.to_owned())
         }
@@ -68,7 +75,9 @@ pub async fn create(State(saga): State<Saga>, rid: RequestId, headers: HeaderMap
         response.headers_mut().insert(header::LOCATION, location);
     }
     if placed.replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
@@ -76,7 +85,10 @@ pub async fn create(State(saga): State<Saga>, rid: RequestId, headers: HeaderMap
 /// List orders, oldest first.
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListParams),
     responses((status = 200, body = OrderPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(State(saga): State<Saga>, Query(params): Query<ListParams>) -> Result<axum::Json<OrderPage>, Problem> {
+pub async fn list(
+    State(saga): State<Saga>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<OrderPage>, Problem> {
     let limit = params.limit.unwrap_or(20);
     let mut errors = Vec::new();
     if !(1..=100).contains(&limit) {
@@ -86,28 +98,46 @@ pub async fn list(State(saga): State<Saga>, Query(params): Query<ListParams>) ->
         None => None,
         Some(Ok(id)) => Some(id),
         Some(Err(_)) => {
-            errors.push(FieldError::new("cursor", "is not a cursor this service returned"));
+            errors.push(FieldError::new(
+                "cursor",
+                "is not a cursor this service returned",
+            ));
             None
         }
     };
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let mut orders = saga.store.list(after, limit as usize + 1).await.map_err(|e| e.to_problem())?;
+    let mut orders = saga
+        .store
+        .list(after, limit as usize + 1)
+        .await
+        .map_err(|e| e.to_problem())?;
     let next_cursor = if orders.len() > limit as usize {
         orders.truncate(limit as usize);
         orders.last().map(|o| o.id.to_string())
     } else {
         None
     };
-    Ok(axum::Json(OrderPage { orders, next_cursor }))
+    Ok(axum::Json(OrderPage {
+        orders,
+        next_cursor,
+    }))
 }
 
 /// Get one order.
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_one(State(saga): State<Saga>, Path(id): Path<Uuid>) -> Result<axum::Json<Order>, Problem> {
-    let order = saga.store.get(id).await.map_err(|e| e.to_problem())?.ok_or_else(|| Problem::not_found("no order with this id"))?;
+pub async fn get_one(
+    State(saga): State<Saga>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Order>, Problem> {
+    let order = saga
+        .store
+        .get(id)
+        .await
+        .map_err(|e| e.to_problem())?
+        .ok_or_else(|| Problem::not_found("no order with this id"))?;
     Ok(axum::Json(order))
 }
 
@@ -116,6 +146,10 @@ pub async fn get_one(State(saga): State<Saga>, Path(id): Path<Uuid>) -> Result<a
     responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 503, body = Problem, content_type = "application/problem+json")))]
-pub async fn cancel(State(saga): State<Saga>, rid: RequestId, Path(id): Path<Uuid>) -> Result<axum::Json<Order>, Problem> {
+pub async fn cancel(
+    State(saga): State<Saga>,
+    rid: RequestId,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Order>, Problem> {
     saga.cancel(id, &rid).await.map(axum::Json)
 }

@@ -57,7 +57,12 @@ impl Saga {
         e.into_problem(self.items.breaker_open_for())
     }
 
-    pub async fn place(&self, input: NewOrder, key: Option<String>, rid: &RequestId) -> Result<Placed, Problem> {
+    pub async fn place(
+        &self,
+        input: NewOrder,
+        key: Option<String>,
+        rid: &RequestId,
+    ) -> Result<Placed, Problem> {
         let fingerprint = input.fingerprint();
         let now = now();
         let order = Order {
@@ -66,28 +71,55 @@ impl Saga {
             lines: input
                 .lines
                 .iter()
-                .map(|l| OrderLine { item_id: l.item_id, quantity: l.quantity, name: None, unit_price_minor: None, line_total_minor: None })
+                .map(|l| OrderLine {
+                    item_id: l.item_id,
+                    quantity: l.quantity,
+                    name: None,
+                    unit_price_minor: None,
+                    line_total_minor: None,
+                })
                 .collect(),
             currency: None,
             total_minor: None,
             created_at: now,
             updated_at: now,
         };
-        match self.store.insert_pending(&order, key.as_deref(), &fingerprint).await.map_err(|e| e.to_problem())? {
+        match self
+            .store
+            .insert_pending(&order, key.as_deref(), &fingerprint)
+            .await
+            .map_err(|e| e.to_problem())?
+        {
             Inserted::New => {}
-            Inserted::Existing(existing, existing_fingerprint) => return replay(existing, existing_fingerprint == fingerprint),
+            Inserted::Existing(existing, existing_fingerprint) => {
+                return replay(existing, existing_fingerprint == fingerprint);
+            }
         }
         tracing::info!(order_id = %order.id, lines = order.lines.len(), "placing order");
 
         // How many lines a reserve was sent for: only those need releasing.
         let attempted = AtomicUsize::new(0);
-        let forward = tokio::time::timeout(self.deadline, self.forward(&order, rid, &attempted)).await;
+        let forward =
+            tokio::time::timeout(self.deadline, self.forward(&order, rid, &attempted)).await;
         let failure = match forward {
             Ok(Ok(pricing)) => {
-                match self.store.transition(order.id, &[OrderStatus::Pending], OrderStatus::Placed, Some(&pricing), false).await {
+                match self
+                    .store
+                    .transition(
+                        order.id,
+                        &[OrderStatus::Pending],
+                        OrderStatus::Placed,
+                        Some(&pricing),
+                        false,
+                    )
+                    .await
+                {
                     Ok(Some(placed)) => {
                         tracing::info!(order_id = %order.id, total_minor = pricing.total_minor, "order placed");
-                        return Ok(Placed { order: placed, replayed: false });
+                        return Ok(Placed {
+                            order: placed,
+                            replayed: false,
+                        });
                     }
                     Ok(None) => Problem::unavailable(
                         "order-abandoned",
@@ -101,38 +133,62 @@ impl Saga {
             Err(_) => Problem::unavailable(
                 "item-service-unavailable",
                 "The item service is unavailable",
-                format!("placing the order did not finish within {} ms", self.deadline.as_millis()),
+                format!(
+                    "placing the order did not finish within {} ms",
+                    self.deadline.as_millis()
+                ),
             ),
         };
         tracing::warn!(order_id = %order.id, problem = failure.slug(), "placing failed; compensating");
-        self.compensate(&order, attempted.load(Ordering::SeqCst), rid).await;
+        self.compensate(&order, attempted.load(Ordering::SeqCst), rid)
+            .await;
         Err(failure)
     }
 
     /// Steps 2-4: price, reserve, confirm.
-    async fn forward(&self, order: &Order, rid: &RequestId, attempted: &AtomicUsize) -> Result<Pricing, Problem> {
+    async fn forward(
+        &self,
+        order: &Order,
+        rid: &RequestId,
+        attempted: &AtomicUsize,
+    ) -> Result<Pricing, Problem> {
         let mut lines = Vec::with_capacity(order.lines.len());
         let mut currency: Option<String> = None;
         let mut total: i64 = 0;
         for (i, line) in order.lines.iter().enumerate() {
-            let item = self.items.get_item(line.item_id, rid).await.map_err(|e| self.item_problem(e))?;
+            let item = self
+                .items
+                .get_item(line.item_id, rid)
+                .await
+                .map_err(|e| self.item_problem(e))?;
             let Some(item) = item else {
-                return Err(Problem::validation(vec![FieldError::new(format!("lines[{i}].item_id"), "no such item")]));
+                return Err(Problem::validation(vec![FieldError::new(
+                    format!("lines[{i}].item_id"),
+                    "no such item",
+                )]));
             };
             match &currency {
                 None => currency = Some(item.currency.clone()),
                 Some(c) if *c != item.currency => {
                     return Err(Problem::validation(vec![FieldError::new(
                         format!("lines[{i}].item_id"),
-                        format!("is priced in {}, the order in {c}; one order has one currency", item.currency),
+                        format!(
+                            "is priced in {}, the order in {c}; one order has one currency",
+                            item.currency
+                        ),
                     )]));
                 }
                 Some(_) => {}
             }
             let line_total = item.price_minor.checked_mul(line.quantity);
-            total = line_total.and_then(|t| total.checked_add(t)).ok_or_else(|| {
-                Problem::validation(vec![FieldError::new(format!("lines[{i}].quantity"), "makes the total too large")])
-            })?;
+            total = line_total
+                .and_then(|t| total.checked_add(t))
+                .ok_or_else(|| {
+                    Problem::validation(vec![FieldError::new(
+                        format!("lines[{i}].quantity"),
+                        "makes the total too large",
+                    )])
+                })?;
             lines.push(OrderLine {
                 item_id: line.item_id,
                 quantity: line.quantity,
@@ -143,22 +199,41 @@ impl Saga {
         }
         for (i, line) in order.lines.iter().enumerate() {
             attempted.store(i + 1, Ordering::SeqCst);
-            self.items.reserve(&order.reservation_key(i), line.item_id, line.quantity, rid).await.map_err(|e| match e {
-                ItemError::Rejected(p) if p.slug() == "insufficient-stock" => Problem::conflict(
-                    "insufficient-stock",
-                    "Not enough stock",
-                    format!("item {} (lines[{i}]): {}", line.item_id, p.detail.unwrap_or_default()),
-                ),
-                ItemError::Rejected(p) if p.status == 404 => {
-                    Problem::validation(vec![FieldError::new(format!("lines[{i}].item_id"), "no such item")])
-                }
-                other => self.item_problem(other),
-            })?;
+            self.items
+                .reserve(&order.reservation_key(i), line.item_id, line.quantity, rid)
+                .await
+                .map_err(|e| match e {
+                    ItemError::Rejected(p) if p.slug() == "insufficient-stock" => {
+                        Problem::conflict(
+                            "insufficient-stock",
+                            "Not enough stock",
+                            format!(
+                                "item {} (lines[{i}]): {}",
+                                line.item_id,
+                                p.detail.unwrap_or_default()
+                            ),
+                        )
+                    }
+                    ItemError::Rejected(p) if p.status == 404 => {
+                        Problem::validation(vec![FieldError::new(
+                            format!("lines[{i}].item_id"),
+                            "no such item",
+                        )])
+                    }
+                    other => self.item_problem(other),
+                })?;
         }
         for i in 0..order.lines.len() {
-            self.items.confirm(&order.reservation_key(i), rid).await.map_err(|e| self.item_problem(e))?;
+            self.items
+                .confirm(&order.reservation_key(i), rid)
+                .await
+                .map_err(|e| self.item_problem(e))?;
         }
-        Ok(Pricing { lines, currency: currency.unwrap_or_default(), total_minor: total })
+        Ok(Pricing {
+            lines,
+            currency: currency.unwrap_or_default(),
+            total_minor: total,
+        })
     }
 
     /// Releases the first `lines` lines of a failed placement; the order
@@ -167,12 +242,25 @@ impl Saga {
     /// more than once, concurrently too.
     pub async fn compensate(&self, order: &Order, lines: usize, rid: &RequestId) {
         let from = [OrderStatus::Pending, OrderStatus::Compensating];
-        if let Err(e) = self.store.transition(order.id, &from, OrderStatus::Compensating, None, true).await {
+        if let Err(e) = self
+            .store
+            .transition(order.id, &from, OrderStatus::Compensating, None, true)
+            .await
+        {
             tracing::error!(order_id = %order.id, error = %e, "could not mark the order compensating; the reconciler will retry");
             return;
         }
         if self.release_lines(order, lines, rid).await {
-            let _ = self.store.transition(order.id, &[OrderStatus::Compensating], OrderStatus::Failed, None, true).await;
+            let _ = self
+                .store
+                .transition(
+                    order.id,
+                    &[OrderStatus::Compensating],
+                    OrderStatus::Failed,
+                    None,
+                    true,
+                )
+                .await;
         }
     }
 
@@ -190,20 +278,42 @@ impl Saga {
     }
 
     pub async fn cancel(&self, id: Uuid, rid: &RequestId) -> Result<Order, Problem> {
-        let order = self.store.get(id).await.map_err(|e| e.to_problem())?.ok_or_else(|| Problem::not_found("no order with this id"))?;
+        let order = self
+            .store
+            .get(id)
+            .await
+            .map_err(|e| e.to_problem())?
+            .ok_or_else(|| Problem::not_found("no order with this id"))?;
         match order.status {
             OrderStatus::Cancelled => return Ok(order),
             OrderStatus::Placed | OrderStatus::Cancelling => {}
             OrderStatus::Pending => {
-                return Err(Problem::conflict("order-in-progress", "The order is still being placed", "retry the cancel shortly"));
+                return Err(Problem::conflict(
+                    "order-in-progress",
+                    "The order is still being placed",
+                    "retry the cancel shortly",
+                ));
             }
             OrderStatus::Compensating | OrderStatus::Failed => {
-                return Err(Problem::conflict("order-not-placed", "The order was never placed", "a failed order holds no stock"));
+                return Err(Problem::conflict(
+                    "order-not-placed",
+                    "The order was never placed",
+                    "a failed order holds no stock",
+                ));
             }
         }
         let from = [OrderStatus::Placed, OrderStatus::Cancelling];
-        let Some(order) = self.store.transition(id, &from, OrderStatus::Cancelling, None, false).await.map_err(|e| e.to_problem())? else {
-            return Err(Problem::conflict("order-changed", "The order changed meanwhile", "fetch it and retry"));
+        let Some(order) = self
+            .store
+            .transition(id, &from, OrderStatus::Cancelling, None, false)
+            .await
+            .map_err(|e| e.to_problem())?
+        else {
+            return Err(Problem::conflict(
+                "order-changed",
+                "The order changed meanwhile",
+                "fetch it and retry",
+            ));
         };
         if !self.release_lines(&order, order.lines.len(), rid).await {
             return Err(Problem::unavailable(
@@ -212,10 +322,24 @@ impl Saga {
                 "the order is cancelling; its stock will be released when the item service is back",
             ));
         }
-        let done = self.store.transition(id, &[OrderStatus::Cancelling], OrderStatus::Cancelled, None, false).await;
+        let done = self
+            .store
+            .transition(
+                id,
+                &[OrderStatus::Cancelling],
+                OrderStatus::Cancelled,
+                None,
+                false,
+            )
+            .await;
         match done.map_err(|e| e.to_problem())? {
             Some(order) => Ok(order),
-            None => self.store.get(id).await.map_err(|e| e.to_problem())?.ok_or_else(|| Problem::not_found("no order with this id")),
+            None => self
+                .store
+                .get(id)
+                .await
+                .map_err(|e| e.to_problem())?
+                .ok_or_else(|| Problem::not_found("no order with this id")),
         }
     }
 
@@ -224,7 +348,11 @@ impl Saga {
     pub async fn reconcile(&self, grace: Duration) -> Result<usize, Problem> {
         let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
         let stale_before = now().checked_sub(grace).unwrap_or(jiff::Timestamp::MIN);
-        let orders = self.store.unfinished(stale_before).await.map_err(|e| e.to_problem())?;
+        let orders = self
+            .store
+            .unfinished(stale_before)
+            .await
+            .map_err(|e| e.to_problem())?;
         let rid = RequestId::generate();
         for order in &orders {
             tracing::info!(order_id = %order.id, status = order.status.as_str(), "reconciling order");
@@ -241,11 +369,18 @@ impl Saga {
 
 fn replay(existing: Order, same_request: bool) -> Result<Placed, Problem> {
     if !same_request {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "Idempotency key reused")
-            .with_detail("this Idempotency-Key was used for a different request body"));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+        )
+        .with_detail("this Idempotency-Key was used for a different request body"));
     }
     match existing.status {
-        OrderStatus::Placed | OrderStatus::Cancelling | OrderStatus::Cancelled => Ok(Placed { order: existing, replayed: true }),
+        OrderStatus::Placed | OrderStatus::Cancelling | OrderStatus::Cancelled => Ok(Placed {
+            order: existing,
+            replayed: true,
+        }),
         _ => Err(Problem::conflict(
             "request-in-progress",
             "A request with this key is in progress",

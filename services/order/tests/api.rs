@@ -25,7 +25,10 @@ fn env_of(pairs: &[(String, String)]) -> Env {
 
 async fn harness(backend: &Backend) -> Harness {
     let item_env = backend.sibling("item").env();
-    let item_service = item_service::build(&item_service::Config::from_env(&env_of(&item_env)).unwrap()).await.unwrap();
+    let item_service =
+        item_service::build(&item_service::Config::from_env(&env_of(&item_env)).unwrap())
+            .await
+            .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let item_url = format!("http://{}", listener.local_addr().unwrap());
     let router = item_service.router.clone();
@@ -37,23 +40,39 @@ async fn harness(backend: &Backend) -> Harness {
         ("ITEM_TIMEOUT_MS".to_owned(), "2000".to_owned()),
         ("RECONCILE_INTERVAL_MS".to_owned(), "3600000".to_owned()),
     ]);
-    let order_service = order_service::build(&order_service::Config::from_env(&env_of(&order_env)).unwrap()).await.unwrap();
+    let order_service =
+        order_service::build(&order_service::Config::from_env(&env_of(&order_env)).unwrap())
+            .await
+            .unwrap();
     Harness {
-        item: InProcess { router: item_service.router.clone() },
+        item: InProcess {
+            router: item_service.router.clone(),
+        },
         _item_service: item_service,
-        order: InProcess { router: order_service.router.clone() },
+        order: InProcess {
+            router: order_service.router.clone(),
+        },
         order_service,
     }
 }
 
 async fn item(h: &Harness, name: &str, price: i64, currency: &str, stock: i64) -> String {
-    let reply = h.item.json(Method::POST, "/v1/items", &json!({"name": name, "price_minor": price, "currency": currency, "stock": stock})).await;
+    let reply = h
+        .item
+        .json(
+            Method::POST,
+            "/v1/items",
+            &json!({"name": name, "price_minor": price, "currency": currency, "stock": stock}),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     reply.json()["id"].as_str().unwrap().to_owned()
 }
 
 async fn stock(h: &Harness, id: &str) -> i64 {
-    h.item.get(&format!("/v1/items/{id}")).await.json()["stock"].as_i64().unwrap()
+    h.item.get(&format!("/v1/items/{id}")).await.json()["stock"]
+        .as_i64()
+        .unwrap()
 }
 
 async fn order(h: &Harness, lines: Value, key: Option<&str>) -> Reply {
@@ -61,7 +80,14 @@ async fn order(h: &Harness, lines: Value, key: Option<&str>) -> Reply {
     if let Some(key) = key {
         headers.push(("idempotency-key", key));
     }
-    h.order.send(Method::POST, "/v1/orders", &headers, Some(json!({ "lines": lines }).to_string().into_bytes())).await
+    h.order
+        .send(
+            Method::POST,
+            "/v1/orders",
+            &headers,
+            Some(json!({ "lines": lines }).to_string().into_bytes()),
+        )
+        .await
 }
 
 async fn place_get_list_and_cancel(backend: Backend) {
@@ -69,11 +95,19 @@ async fn place_get_list_and_cancel(backend: Backend) {
     let cup = item(&h, "Cup", 250, "EUR", 5).await;
     let pot = item(&h, "Teapot", 1000, "EUR", 2).await;
 
-    let placed = order(&h, json!([{"item_id": cup, "quantity": 2}, {"item_id": pot, "quantity": 1}]), None).await;
+    let placed = order(
+        &h,
+        json!([{"item_id": cup, "quantity": 2}, {"item_id": pot, "quantity": 1}]),
+        None,
+    )
+    .await;
     assert_eq!(placed.status, StatusCode::CREATED, "{:?}", placed.json());
     let body = placed.json();
     let id = body["id"].as_str().unwrap().to_owned();
-    assert_eq!(placed.header("location"), Some(format!("/v1/orders/{id}").as_str()));
+    assert_eq!(
+        placed.header("location"),
+        Some(format!("/v1/orders/{id}").as_str())
+    );
     assert_eq!(body["status"], "placed");
     assert_eq!(body["currency"], "EUR");
     assert_eq!(body["total_minor"], 1500);
@@ -82,29 +116,63 @@ async fn place_get_list_and_cancel(backend: Backend) {
     assert_eq!(body["lines"][0]["line_total_minor"], 500);
     assert_eq!(stock(&h, &cup).await, 3);
     assert_eq!(stock(&h, &pot).await, 1);
-    let hold = h.item.get(&format!("/v1/reservations/order:{id}:0")).await.json();
+    let hold = h
+        .item
+        .get(&format!("/v1/reservations/order:{id}:0"))
+        .await
+        .json();
     assert_eq!(hold["status"], "confirmed");
 
     assert_eq!(h.order.get(&format!("/v1/orders/{id}")).await.json(), body);
     for _ in 0..2 {
-        assert_eq!(order(&h, json!([{"item_id": cup, "quantity": 1}]), None).await.status, StatusCode::CREATED);
+        assert_eq!(
+            order(&h, json!([{"item_id": cup, "quantity": 1}]), None)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
     }
     let page = h.order.get("/v1/orders?limit=2").await.json();
     assert_eq!(page["orders"].as_array().unwrap().len(), 2);
     assert_eq!(page["orders"][0]["id"], id.as_str());
-    let rest = h.order.get(&format!("/v1/orders?limit=2&cursor={}", page["next_cursor"].as_str().unwrap())).await.json();
+    let rest = h
+        .order
+        .get(&format!(
+            "/v1/orders?limit=2&cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ))
+        .await
+        .json();
     assert_eq!(rest["orders"].as_array().unwrap().len(), 1);
     assert!(rest["next_cursor"].is_null());
 
-    let cancelled = h.order.send(Method::POST, &format!("/v1/orders/{id}/cancel"), &[], None).await;
+    let cancelled = h
+        .order
+        .send(Method::POST, &format!("/v1/orders/{id}/cancel"), &[], None)
+        .await;
     assert_eq!(cancelled.status, StatusCode::OK);
     assert_eq!(cancelled.json()["status"], "cancelled");
-    assert_eq!(stock(&h, &cup).await, 3, "2 of the cup's units came back, 2 remain in the other orders");
+    assert_eq!(
+        stock(&h, &cup).await,
+        3,
+        "2 of the cup's units came back, 2 remain in the other orders"
+    );
     assert_eq!(stock(&h, &pot).await, 2);
-    let again = h.order.send(Method::POST, &format!("/v1/orders/{id}/cancel"), &[], None).await;
+    let again = h
+        .order
+        .send(Method::POST, &format!("/v1/orders/{id}/cancel"), &[], None)
+        .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(stock(&h, &pot).await, 2);
-    let missing = h.order.send(Method::POST, &format!("/v1/orders/{}/cancel", Uuid::now_v7()), &[], None).await;
+    let missing = h
+        .order
+        .send(
+            Method::POST,
+            &format!("/v1/orders/{}/cancel", Uuid::now_v7()),
+            &[],
+            None,
+        )
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
 
@@ -114,33 +182,87 @@ async fn invalid_orders_are_refused(backend: Backend) {
     let pound = item(&h, "Pound thing", 100, "GBP", 5).await;
     let cases = [
         (json!([]), "lines"),
-        (json!([{"item_id": euro, "quantity": 0}]), "lines[0].quantity"),
-        (json!([{"item_id": euro, "quantity": 1}, {"item_id": euro, "quantity": 2}]), "lines[1].item_id"),
-        (json!([{"item_id": Uuid::now_v7(), "quantity": 1}]), "lines[0].item_id"),
-        (json!([{"item_id": euro, "quantity": 1}, {"item_id": pound, "quantity": 1}]), "lines[1].item_id"),
-        (json!([{"item_id": "nope", "quantity": 1}]), "lines[0].item_id"),
+        (
+            json!([{"item_id": euro, "quantity": 0}]),
+            "lines[0].quantity",
+        ),
+        (
+            json!([{"item_id": euro, "quantity": 1}, {"item_id": euro, "quantity": 2}]),
+            "lines[1].item_id",
+        ),
+        (
+            json!([{"item_id": Uuid::now_v7(), "quantity": 1}]),
+            "lines[0].item_id",
+        ),
+        (
+            json!([{"item_id": euro, "quantity": 1}, {"item_id": pound, "quantity": 1}]),
+            "lines[1].item_id",
+        ),
+        (
+            json!([{"item_id": "nope", "quantity": 1}]),
+            "lines[0].item_id",
+        ),
     ];
     for (lines, field) in cases {
         let reply = order(&h, lines.clone(), None).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{lines}: {:?}", reply.json());
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{lines}: {:?}",
+            reply.json()
+        );
         assert_eq!(reply.json()["errors"][0]["field"], field, "{lines}");
     }
     assert_eq!(stock(&h, &euro).await, 5, "refused orders hold nothing");
-    let malformed = h.order.send(Method::POST, "/v1/orders", &[("content-type", "application/json")], Some(b"{lines".to_vec())).await;
+    let malformed = h
+        .order
+        .send(
+            Method::POST,
+            "/v1/orders",
+            &[("content-type", "application/json")],
+            Some(b"{lines".to_vec()),
+        )
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     let long_key = "k".repeat(201);
-    let bad_key = order(&h, json!([{"item_id": euro, "quantity": 1}]), Some(&long_key)).await;
-    assert!(bad_key.status == StatusCode::UNPROCESSABLE_ENTITY, "{:?}", bad_key.status);
-    assert_eq!(h.order.get(&format!("/v1/orders/{}", Uuid::now_v7())).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(h.order.get("/v1/orders/xyz").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(h.order.get("/v1/orders?limit=1000").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_key = order(
+        &h,
+        json!([{"item_id": euro, "quantity": 1}]),
+        Some(&long_key),
+    )
+    .await;
+    assert!(
+        bad_key.status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad_key.status
+    );
+    assert_eq!(
+        h.order
+            .get(&format!("/v1/orders/{}", Uuid::now_v7()))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.order.get("/v1/orders/xyz").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.order.get("/v1/orders?limit=1000").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 async fn partial_failure_is_compensated(backend: Backend) {
     let h = harness(&backend).await;
     let plenty = item(&h, "Plenty", 100, "EUR", 5).await;
     let scarce = item(&h, "Scarce", 100, "EUR", 1).await;
-    let reply = order(&h, json!([{"item_id": plenty, "quantity": 2}, {"item_id": scarce, "quantity": 3}]), None).await;
+    let reply = order(
+        &h,
+        json!([{"item_id": plenty, "quantity": 2}, {"item_id": scarce, "quantity": 3}]),
+        None,
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     assert_eq!(reply.problem_slug(), "insufficient-stock");
     assert!(reply.json()["detail"].as_str().unwrap().contains(&scarce));
@@ -150,7 +272,13 @@ async fn partial_failure_is_compensated(backend: Backend) {
     let orders = h.order.get("/v1/orders").await.json();
     assert_eq!(orders["orders"][0]["status"], "failed");
     let id = orders["orders"][0]["id"].as_str().unwrap();
-    assert_eq!(h.item.get(&format!("/v1/reservations/order:{id}:0")).await.json()["status"], "released");
+    assert_eq!(
+        h.item
+            .get(&format!("/v1/reservations/order:{id}:0"))
+            .await
+            .json()["status"],
+        "released"
+    );
 }
 
 async fn idempotency_key_replays_the_first_result(backend: Backend) {
@@ -164,7 +292,12 @@ async fn idempotency_key_replays_the_first_result(backend: Backend) {
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert_eq!(second.json()["id"], first.json()["id"]);
     assert_eq!(stock(&h, &lamp).await, 7);
-    let other_body = order(&h, json!([{"item_id": lamp, "quantity": 1}]), Some("client-retry-1")).await;
+    let other_body = order(
+        &h,
+        json!([{"item_id": lamp, "quantity": 1}]),
+        Some("client-retry-1"),
+    )
+    .await;
     assert_eq!(other_body.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(other_body.problem_slug(), "idempotency-key-reused");
 
@@ -172,10 +305,20 @@ async fn idempotency_key_replays_the_first_result(backend: Backend) {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let order_api = h.order.clone();
-        let body = json!({"lines": [{"item_id": lamp, "quantity": 2}]}).to_string().into_bytes();
+        let body = json!({"lines": [{"item_id": lamp, "quantity": 2}]})
+            .to_string()
+            .into_bytes();
         tasks.push(tokio::spawn(async move {
             order_api
-                .send(Method::POST, "/v1/orders", &[("content-type", "application/json"), ("idempotency-key", "burst")], Some(body))
+                .send(
+                    Method::POST,
+                    "/v1/orders",
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", "burst"),
+                    ],
+                    Some(body),
+                )
                 .await
         }));
     }
@@ -204,15 +347,34 @@ async fn reconciler_releases_abandoned_orders(backend: Backend) {
     let abandoned = Order {
         id: Uuid::now_v7(),
         status: OrderStatus::Pending,
-        lines: vec![OrderLine { item_id: sofa.parse().unwrap(), quantity: 2, name: None, unit_price_minor: None, line_total_minor: None }],
+        lines: vec![OrderLine {
+            item_id: sofa.parse().unwrap(),
+            quantity: 2,
+            name: None,
+            unit_price_minor: None,
+            line_total_minor: None,
+        }],
         currency: None,
         total_minor: None,
         created_at: now,
         updated_at: now,
     };
     let saga = &h.order_service.saga;
-    assert!(matches!(saga.store.insert_pending(&abandoned, None, "x").await.unwrap(), Inserted::New));
-    let hold = h.item.json(Method::PUT, &format!("/v1/reservations/{}", abandoned.reservation_key(0)), &json!({"item_id": sofa, "quantity": 2})).await;
+    assert!(matches!(
+        saga.store
+            .insert_pending(&abandoned, None, "x")
+            .await
+            .unwrap(),
+        Inserted::New
+    ));
+    let hold = h
+        .item
+        .json(
+            Method::PUT,
+            &format!("/v1/reservations/{}", abandoned.reservation_key(0)),
+            &json!({"item_id": sofa, "quantity": 2}),
+        )
+        .await;
     assert_eq!(hold.status, StatusCode::CREATED);
     assert_eq!(stock(&h, &sofa).await, 1);
 
@@ -223,7 +385,11 @@ async fn reconciler_releases_abandoned_orders(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(saga.reconcile(Duration::from_millis(1)).await.unwrap(), 1);
     assert_eq!(stock(&h, &sofa).await, 3);
-    let order = h.order.get(&format!("/v1/orders/{}", abandoned.id)).await.json();
+    let order = h
+        .order
+        .get(&format!("/v1/orders/{}", abandoned.id))
+        .await
+        .json();
     assert_eq!(order["status"], "failed");
     assert_eq!(saga.reconcile(Duration::from_millis(1)).await.unwrap(), 0);
 }
@@ -231,11 +397,22 @@ async fn reconciler_releases_abandoned_orders(backend: Backend) {
 async fn metrics_and_openapi(backend: Backend) {
     let h = harness(&backend).await;
     let mug = item(&h, "Mug", 100, "EUR", 1).await;
-    assert_eq!(order(&h, json!([{"item_id": mug, "quantity": 1}]), None).await.status, StatusCode::CREATED);
+    assert_eq!(
+        order(&h, json!([{"item_id": mug, "quantity": 1}]), None)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let metrics = String::from_utf8(h.order.get("/metrics").await.body).unwrap();
-    assert!(metrics.contains(r#"item_calls_total{operation="reserve",outcome="success"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"item_calls_total{operation="reserve",outcome="success"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains("item_breaker_state 0"), "{metrics}");
-    assert!(metrics.contains(r#"http_requests_total{route="/v1/orders",method="POST",status="201"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"http_requests_total{route="/v1/orders",method="POST",status="201"} 1"#),
+        "{metrics}"
+    );
     let doc = h.order.get("/openapi.json").await.json();
     assert!(doc["paths"]["/v1/orders"]["post"].is_object());
     assert!(doc["paths"]["/v1/orders/{id}/cancel"].is_object());

@@ -21,12 +21,24 @@ struct Pair {
 }
 
 fn start(backend: &Backend, order_env: &[(&str, &str)]) -> Pair {
-    let item = Process::start(&workspace_binary("item-service"), 0, &backend.sibling("item").env());
+    let item = Process::start(
+        &workspace_binary("item-service"),
+        0,
+        &backend.sibling("item").env(),
+    );
     let mut env = backend.env();
     env.push(("ITEM_URL".to_owned(), item.url()));
-    env.extend(order_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(
+        order_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let order = Process::start(Path::new(ORDER_BINARY), 0, &env);
-    Pair { item, order, http: reqwest::Client::new() }
+    Pair {
+        item,
+        order,
+        http: reqwest::Client::new(),
+    }
 }
 
 impl Pair {
@@ -34,28 +46,54 @@ impl Pair {
         let reply = self
             .http
             .post(format!("{}/v1/items", self.item.url()))
-            .json(&json!({"name": "Widget", "price_minor": 1999, "currency": "EUR", "stock": stock}))
+            .json(
+                &json!({"name": "Widget", "price_minor": 1999, "currency": "EUR", "stock": stock}),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(reply.status(), 201);
-        reply.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        reply.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn stock(&self, id: &str) -> i64 {
-        let item: Value = self.http.get(format!("{}/v1/items/{id}", self.item.url())).send().await.unwrap().json().await.unwrap();
+        let item: Value = self
+            .http
+            .get(format!("{}/v1/items/{id}", self.item.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         item["stock"].as_i64().unwrap()
     }
 
-    async fn order(&self, item: &str, quantity: i64, headers: &[(&str, &str)]) -> (u16, Value, Duration) {
-        let mut request = self.http.post(format!("{}/v1/orders", self.order.url())).json(&json!({"lines": [{"item_id": item, "quantity": quantity}]}));
+    async fn order(
+        &self,
+        item: &str,
+        quantity: i64,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, Duration) {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/orders", self.order.url()))
+            .json(&json!({"lines": [{"item_id": item, "quantity": quantity}]}));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let started = Instant::now();
         let reply = request.send().await.unwrap();
         let status = reply.status().as_u16();
-        let content_type = reply.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let content_type = reply
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let body: Value = reply.json().await.unwrap_or(Value::Null);
         if status >= 400 {
             assert_eq!(content_type, "application/problem+json");
@@ -64,12 +102,31 @@ impl Pair {
     }
 
     async fn breaker_state(&self) -> String {
-        let text = self.http.get(format!("{}/metrics", self.order.url())).send().await.unwrap().text().await.unwrap();
-        text.lines().find_map(|l| l.strip_prefix("item_breaker_state ")).unwrap_or("missing").to_owned()
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.order.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("item_breaker_state "))
+            .unwrap_or("missing")
+            .to_owned()
     }
 
     async fn orders(&self) -> Vec<Value> {
-        let page: Value = self.http.get(format!("{}/v1/orders?limit=100", self.order.url())).send().await.unwrap().json().await.unwrap();
+        let page: Value = self
+            .http
+            .get(format!("{}/v1/orders?limit=100", self.order.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         page["orders"].as_array().unwrap().clone()
     }
 }
@@ -77,7 +134,9 @@ impl Pair {
 async fn happy_path_propagates_the_request_id(backend: Backend) {
     let mut pair = start(&backend, &[]);
     let widget = pair.create_item(4).await;
-    let (status, body, _) = pair.order(&widget, 3, &[("x-request-id", "cross-process-42")]).await;
+    let (status, body, _) = pair
+        .order(&widget, 3, &[("x-request-id", "cross-process-42")])
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["total_minor"], 3 * 1999);
     assert_eq!(pair.stock(&widget).await, 1);
@@ -87,12 +146,22 @@ async fn happy_path_propagates_the_request_id(backend: Backend) {
         .find(|l| l.contains("cross-process-42") && l.contains("/v1/reservations/"))
         .expect("the item service logged the order's request id");
     assert!(reserve.contains("\"status\":201"), "{reserve}");
-    let status = pair.order.terminate(Duration::from_secs(15)).expect("order-service exits on SIGTERM");
+    let status = pair
+        .order
+        .terminate(Duration::from_secs(15))
+        .expect("order-service exits on SIGTERM");
     assert!(status.success());
 }
 
 async fn item_down_fails_fast_then_recovers(backend: Backend) {
-    let mut pair = start(&backend, &[("ITEM_BREAKER_FAILURES", "3"), ("ITEM_BREAKER_OPEN_MS", "1000"), ("ITEM_RETRIES", "2")]);
+    let mut pair = start(
+        &backend,
+        &[
+            ("ITEM_BREAKER_FAILURES", "3"),
+            ("ITEM_BREAKER_OPEN_MS", "1000"),
+            ("ITEM_RETRIES", "2"),
+        ],
+    );
     let widget = pair.create_item(10).await;
     assert_eq!(pair.order(&widget, 1, &[]).await.0, 201);
     assert_eq!(pair.breaker_state().await, "0");
@@ -100,14 +169,26 @@ async fn item_down_fails_fast_then_recovers(backend: Backend) {
     pair.item.kill();
     let (status, body, elapsed) = pair.order(&widget, 1, &[]).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["type"], "https://berth.dev/problems/item-service-unavailable");
+    assert_eq!(
+        body["type"],
+        "https://berth.dev/problems/item-service-unavailable"
+    );
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     // The retries of that request were the three failures that open it.
     assert_eq!(pair.breaker_state().await, "1");
     let (status, body, elapsed) = pair.order(&widget, 1, &[]).await;
     assert_eq!(status, 503);
-    assert!(body["detail"].as_str().unwrap().contains("circuit breaker open"), "{body}");
-    assert!(elapsed < Duration::from_millis(200), "an open breaker answers at once, took {elapsed:?}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker open"),
+        "{body}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(200),
+        "an open breaker answers at once, took {elapsed:?}"
+    );
 
     pair.item.restart();
     // An in-memory item service restarted empty; PostgreSQL kept the item.
@@ -129,17 +210,37 @@ async fn item_down_fails_fast_then_recovers(backend: Backend) {
 }
 
 async fn slow_item_times_out(backend: Backend) {
-    let pair = start(&backend, &[("ITEM_TIMEOUT_MS", "300"), ("ITEM_RETRIES", "1"), ("ITEM_BREAKER_FAILURES", "10")]);
+    let pair = start(
+        &backend,
+        &[
+            ("ITEM_TIMEOUT_MS", "300"),
+            ("ITEM_RETRIES", "1"),
+            ("ITEM_BREAKER_FAILURES", "10"),
+        ],
+    );
     let widget = pair.create_item(5).await;
     pair.item.pause();
     let (status, body, elapsed) = pair.order(&widget, 1, &[]).await;
     pair.item.resume();
     assert_eq!(status, 503, "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("did not answer within 300 ms"), "{body}");
-    assert!(elapsed >= Duration::from_millis(600) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 300 ms"),
+        "{body}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(600) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
     let (status, body, _) = pair.order(&widget, 1, &[]).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(pair.stock(&widget).await, 4, "only the second order took stock");
+    assert_eq!(
+        pair.stock(&widget).await,
+        4,
+        "only the second order took stock"
+    );
 }
 
 async fn concurrent_orders_never_oversell(backend: Backend) {
@@ -149,7 +250,9 @@ async fn concurrent_orders_never_oversell(backend: Backend) {
     for _ in 0..20 {
         let pair = pair.clone();
         let widget = widget.clone();
-        tasks.push(tokio::spawn(async move { pair.order(&widget, 1, &[]).await }));
+        tasks.push(tokio::spawn(
+            async move { pair.order(&widget, 1, &[]).await },
+        ));
     }
     let (mut placed, mut refused) = (0, 0);
     for task in tasks {
@@ -157,7 +260,10 @@ async fn concurrent_orders_never_oversell(backend: Backend) {
         match status {
             201 => placed += 1,
             409 => {
-                assert_eq!(body["type"], "https://berth.dev/problems/insufficient-stock");
+                assert_eq!(
+                    body["type"],
+                    "https://berth.dev/problems/insufficient-stock"
+                );
                 refused += 1;
             }
             other => panic!("unexpected {other}: {body}"),
@@ -167,7 +273,10 @@ async fn concurrent_orders_never_oversell(backend: Backend) {
     assert_eq!(pair.stock(&widget).await, 0);
     let orders = pair.orders().await;
     assert_eq!(orders.iter().filter(|o| o["status"] == "placed").count(), 5);
-    assert_eq!(orders.iter().filter(|o| o["status"] == "failed").count(), 15);
+    assert_eq!(
+        orders.iter().filter(|o| o["status"] == "failed").count(),
+        15
+    );
 }
 
 async fn retried_order_is_placed_once(backend: Backend) {

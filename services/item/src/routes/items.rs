@@ -47,28 +47,45 @@ fn with_etag(status: StatusCode, item: Item) -> Response {
 }
 
 fn validated<T>(value: T, errors: Vec<FieldError>) -> Result<T, Problem> {
-    if errors.is_empty() { Ok(value) } else { Err(Problem::validation(errors)) }
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(Problem::validation(errors))
+    }
 }
 
 /// List items, oldest first.
 #[utoipa::path(get, path = "/v1/items", tag = "items", params(ListParams),
     responses((status = 200, body = ItemPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams>) -> Result<axum::Json<ItemPage>, Problem> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<ItemPage>, Problem> {
     let mut errors = Vec::new();
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        errors.push(FieldError::new(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     let after = match params.cursor.as_deref().map(Uuid::parse_str) {
         None => None,
         Some(Ok(id)) => Some(id),
         Some(Err(_)) => {
-            errors.push(FieldError::new("cursor", "is not a cursor this service returned"));
+            errors.push(FieldError::new(
+                "cursor",
+                "is not a cursor this service returned",
+            ));
             None
         }
     };
     validated((), errors)?;
-    let query = ListQuery { limit: limit as usize + 1, after, name: params.name.filter(|n| !n.is_empty()) };
+    let query = ListQuery {
+        limit: limit as usize + 1,
+        after,
+        name: params.name.filter(|n| !n.is_empty()),
+    };
     let mut items = state.store.list_items(&query).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
@@ -85,7 +102,10 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create(State(state): State<AppState>, Json(input): Json<ItemInput>) -> Result<Response, Problem> {
+pub async fn create(
+    State(state): State<AppState>,
+    Json(input): Json<ItemInput>,
+) -> Result<Response, Problem> {
     let errors = input.validate();
     let input = validated(input, errors)?;
     let item = state.store.create_item(input).await?;
@@ -102,7 +122,11 @@ pub async fn create(State(state): State<AppState>, Json(input): Json<ItemInput>)
     responses((status = 200, body = Item, headers(("ETag" = String))),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, Problem> {
-    let item = state.store.get_item(id).await?.ok_or(StoreError::ItemNotFound)?;
+    let item = state
+        .store
+        .get_item(id)
+        .await?
+        .ok_or(StoreError::ItemNotFound)?;
     Ok(with_etag(StatusCode::OK, item))
 }
 
@@ -143,19 +167,34 @@ pub async fn patch(
     // Read, merge, write conditionally on the version read: without If-Match
     // a concurrent change makes us merge again rather than lose it.
     for _ in 0..5 {
-        let current = state.store.get_item(id).await?.ok_or(StoreError::ItemNotFound)?;
+        let current = state
+            .store
+            .get_item(id)
+            .await?
+            .ok_or(StoreError::ItemNotFound)?;
         if let Some(expected) = expected
             && expected != current.version
         {
-            return Err(StoreError::VersionMismatch { current: current.version }.into());
+            return Err(StoreError::VersionMismatch {
+                current: current.version,
+            }
+            .into());
         }
-        match state.store.replace_item(id, patch.apply_to(&current), Some(current.version)).await {
+        match state
+            .store
+            .replace_item(id, patch.apply_to(&current), Some(current.version))
+            .await
+        {
             Ok(item) => return Ok(with_etag(StatusCode::OK, item)),
             Err(StoreError::VersionMismatch { .. }) if expected.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Problem::conflict("contended", "Item is changing too fast", "the item changed on every attempt; retry"))
+    Err(Problem::conflict(
+        "contended",
+        "Item is changing too fast",
+        "the item changed on every attempt; retry",
+    ))
 }
 
 /// Delete an item.
@@ -163,7 +202,11 @@ pub async fn patch(
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag the delete is based on")),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 412, body = Problem, content_type = "application/problem+json")))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<Uuid>, headers: HeaderMap) -> Result<StatusCode, Problem> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
     let expected = if_match(&headers)?;
     state.store.delete_item(id, expected).await?;
     Ok(StatusCode::NO_CONTENT)

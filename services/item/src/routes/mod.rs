@@ -25,10 +25,25 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/items", get(items::list).post(items::create))
-        .route("/v1/items/{id}", get(items::get).put(items::replace).patch(items::patch).delete(items::delete))
-        .route("/v1/reservations/{key}", put(reservations::reserve).get(reservations::get))
-        .route("/v1/reservations/{key}/confirm", post(reservations::confirm))
-        .route("/v1/reservations/{key}/release", post(reservations::release))
+        .route(
+            "/v1/items/{id}",
+            get(items::get)
+                .put(items::replace)
+                .patch(items::patch)
+                .delete(items::delete),
+        )
+        .route(
+            "/v1/reservations/{key}",
+            put(reservations::reserve).get(reservations::get),
+        )
+        .route(
+            "/v1/reservations/{key}/confirm",
+            post(reservations::confirm),
+        )
+        .route(
+            "/v1/reservations/{key}/release",
+            post(reservations::release),
+        )
         .with_state(state)
 }
 
@@ -40,7 +55,10 @@ impl From<StoreError> for Problem {
             StoreError::VersionMismatch { current } => Problem::precondition_failed(format!(
                 "the item is at version {current}; fetch it again and retry with If-Match: \"{current}\""
             )),
-            StoreError::InsufficientStock { available, requested } => Problem::conflict(
+            StoreError::InsufficientStock {
+                available,
+                requested,
+            } => Problem::conflict(
                 "insufficient-stock",
                 "Not enough stock",
                 format!("{requested} units requested, {available} available"),
@@ -63,9 +81,11 @@ impl From<StoreError> for Problem {
                 "Reservation is no longer held",
                 format!("reservation {} is {}", r.key, r.status.as_str()),
             ),
-            StoreError::Contended => {
-                Problem::unavailable("contended", "Try again", "the reservation was changed concurrently; retry")
-            }
+            StoreError::Contended => Problem::unavailable(
+                "contended",
+                "Try again",
+                "the reservation was changed concurrently; retry",
+            ),
             StoreError::Db(db) => db.to_problem(),
         }
     }
@@ -74,17 +94,23 @@ impl From<StoreError> for Problem {
 /// The version an `If-Match` header asks for: `None` when absent or `*`.
 /// A value that is not one of our ETags can never match, so it is a 412.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     let text = value.to_str().unwrap_or_default().trim();
     if text == "*" {
         return Ok(None);
     }
     let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    tag.parse::<i64>()
-        .map(Some)
-        .map_err(|_| Problem::precondition_failed(format!("If-Match {text:?} is not an ETag of this service")))
+    tag.parse::<i64>().map(Some).map_err(|_| {
+        Problem::precondition_failed(format!("If-Match {text:?} is not an ETag of this service"))
+    })
 }
 
 pub(crate) fn created_or_ok(created: bool) -> StatusCode {
-    if created { StatusCode::CREATED } else { StatusCode::OK }
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }

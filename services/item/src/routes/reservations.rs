@@ -37,16 +37,26 @@ pub async fn reserve(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let (reservation, created) = state.store.reserve(&key, input, state.reservation_ttl).await?;
+    let (reservation, created) = state
+        .store
+        .reserve(&key, input, state.reservation_ttl)
+        .await?;
     Ok((created_or_ok(created), axum::Json(reservation)).into_response())
 }
 
 /// Get a reservation.
 #[utoipa::path(get, path = "/v1/reservations/{key}", tag = "reservations", params(("key" = String, Path)),
     responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get(State(state): State<AppState>, Path(key): Path<String>) -> Result<axum::Json<Reservation>, Problem> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Reservation>, Problem> {
     let key = checked_key(key)?;
-    let reservation = state.store.get_reservation(&key).await?.ok_or(StoreError::ReservationNotFound)?;
+    let reservation = state
+        .store
+        .get_reservation(&key)
+        .await?
+        .ok_or(StoreError::ReservationNotFound)?;
     Ok(axum::Json(reservation))
 }
 
@@ -54,7 +64,10 @@ pub async fn get(State(state): State<AppState>, Path(key): Path<String>) -> Resu
 #[utoipa::path(post, path = "/v1/reservations/{key}/confirm", tag = "reservations", params(("key" = String, Path)),
     responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "Released or expired")))]
-pub async fn confirm(State(state): State<AppState>, Path(key): Path<String>) -> Result<axum::Json<Reservation>, Problem> {
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Reservation>, Problem> {
     let key = checked_key(key)?;
     Ok(axum::Json(state.store.confirm(&key).await?))
 }
@@ -62,7 +75,10 @@ pub async fn confirm(State(state): State<AppState>, Path(key): Path<String>) -> 
 /// Release a reservation: its units go back to stock.
 #[utoipa::path(post, path = "/v1/reservations/{key}/release", tag = "reservations", params(("key" = String, Path)),
     responses((status = 200, body = Reservation)))]
-pub async fn release(State(state): State<AppState>, Path(key): Path<String>) -> Result<axum::Json<Reservation>, Problem> {
+pub async fn release(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Reservation>, Problem> {
     let key = checked_key(key)?;
     Ok(axum::Json(state.store.release(&key).await?))
 }

@@ -34,7 +34,9 @@ impl State {
 
     fn expire(&mut self, key: &str) {
         let now = now();
-        let Some(r) = self.reservations.get_mut(key) else { return };
+        let Some(r) = self.reservations.get_mut(key) else {
+            return;
+        };
         if r.status != ReservationStatus::Held || r.expires_at.is_some_and(|at| at > now) {
             return;
         }
@@ -77,22 +79,35 @@ impl MemoryStore {
         let state = self.state();
         let needle = query.name.as_ref().map(|n| n.to_lowercase());
         let range = match query.after {
-            Some(after) => state.items.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            Some(after) => state
+                .items
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => state.items.range(..),
         };
         Ok(range
             .map(|(_, item)| item)
-            .filter(|item| needle.as_ref().is_none_or(|n| item.name.to_lowercase().contains(n)))
+            .filter(|item| {
+                needle
+                    .as_ref()
+                    .is_none_or(|n| item.name.to_lowercase().contains(n))
+            })
             .take(query.limit)
             .cloned()
             .collect())
     }
 
-    pub fn replace_item(&self, id: Uuid, input: ItemInput, expected_version: Option<i64>) -> Result<Item, StoreError> {
+    pub fn replace_item(
+        &self,
+        id: Uuid,
+        input: ItemInput,
+        expected_version: Option<i64>,
+    ) -> Result<Item, StoreError> {
         let mut state = self.state();
         let item = state.items.get_mut(&id).ok_or(StoreError::ItemNotFound)?;
         if expected_version.is_some_and(|v| v != item.version) {
-            return Err(StoreError::VersionMismatch { current: item.version });
+            return Err(StoreError::VersionMismatch {
+                current: item.version,
+            });
         }
         item.name = input.name;
         item.description = input.description;
@@ -108,21 +123,34 @@ impl MemoryStore {
         let mut state = self.state();
         let item = state.items.get(&id).ok_or(StoreError::ItemNotFound)?;
         if expected_version.is_some_and(|v| v != item.version) {
-            return Err(StoreError::VersionMismatch { current: item.version });
+            return Err(StoreError::VersionMismatch {
+                current: item.version,
+            });
         }
         state.items.remove(&id);
         Ok(())
     }
 
-    pub fn reserve(&self, key: &str, input: ReservationInput, ttl: Duration) -> Result<(Reservation, bool), StoreError> {
+    pub fn reserve(
+        &self,
+        key: &str,
+        input: ReservationInput,
+        ttl: Duration,
+    ) -> Result<(Reservation, bool), StoreError> {
         let mut state = self.state();
         if let Some(existing) = state.reservations.get(key) {
             return same_reservation(existing, &input);
         }
         let now = now();
-        let item = state.items.get_mut(&input.item_id).ok_or(StoreError::ItemNotFound)?;
+        let item = state
+            .items
+            .get_mut(&input.item_id)
+            .ok_or(StoreError::ItemNotFound)?;
         if item.stock < input.quantity {
-            return Err(StoreError::InsufficientStock { available: item.stock, requested: input.quantity });
+            return Err(StoreError::InsufficientStock {
+                available: item.stock,
+                requested: input.quantity,
+            });
         }
         item.stock -= input.quantity;
         item.version += 1;
@@ -136,7 +164,9 @@ impl MemoryStore {
             created_at: now,
             updated_at: now,
         };
-        state.reservations.insert(key.to_owned(), reservation.clone());
+        state
+            .reservations
+            .insert(key.to_owned(), reservation.clone());
         Ok((reservation, true))
     }
 
@@ -147,7 +177,10 @@ impl MemoryStore {
     pub fn confirm(&self, key: &str) -> Result<Reservation, StoreError> {
         let mut state = self.state();
         state.expire(key);
-        let r = state.reservations.get_mut(key).ok_or(StoreError::ReservationNotFound)?;
+        let r = state
+            .reservations
+            .get_mut(key)
+            .ok_or(StoreError::ReservationNotFound)?;
         match r.status {
             ReservationStatus::Held => {
                 r.status = ReservationStatus::Confirmed;
@@ -156,7 +189,9 @@ impl MemoryStore {
                 Ok(r.clone())
             }
             ReservationStatus::Confirmed => Ok(r.clone()),
-            ReservationStatus::Released | ReservationStatus::Expired => Err(StoreError::WrongState(Box::new(r.clone()))),
+            ReservationStatus::Released | ReservationStatus::Expired => {
+                Err(StoreError::WrongState(Box::new(r.clone())))
+            }
         }
     }
 
@@ -176,7 +211,10 @@ impl MemoryStore {
             state.reservations.insert(key.to_owned(), tombstone.clone());
             return Ok(tombstone);
         };
-        if !matches!(r.status, ReservationStatus::Held | ReservationStatus::Confirmed) {
+        if !matches!(
+            r.status,
+            ReservationStatus::Held | ReservationStatus::Confirmed
+        ) {
             return Ok(r.clone());
         }
         r.status = ReservationStatus::Released;
@@ -193,7 +231,9 @@ impl MemoryStore {
         let due: Vec<String> = state
             .reservations
             .values()
-            .filter(|r| r.status == ReservationStatus::Held && r.expires_at.is_some_and(|at| at <= now))
+            .filter(|r| {
+                r.status == ReservationStatus::Held && r.expires_at.is_some_and(|at| at <= now)
+            })
             .map(|r| r.key.clone())
             .collect();
         for key in &due {

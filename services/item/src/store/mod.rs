@@ -74,14 +74,22 @@ pub fn now() -> Timestamp {
 }
 
 pub(crate) fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(ttl).ok().and_then(|ttl| now.checked_add(ttl).ok()).unwrap_or(Timestamp::MAX)
+    jiff::SignedDuration::try_from(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add(ttl).ok())
+        .unwrap_or(Timestamp::MAX)
 }
 
 /// Whether a repeated reserve under `existing`'s key is the same request.
-pub(crate) fn same_reservation(existing: &Reservation, input: &ReservationInput) -> Result<(Reservation, bool), StoreError> {
+pub(crate) fn same_reservation(
+    existing: &Reservation,
+    input: &ReservationInput,
+) -> Result<(Reservation, bool), StoreError> {
     match existing.item_id {
         None => Err(StoreError::KeyReleased),
-        Some(item_id) if item_id == input.item_id && existing.quantity == input.quantity => Ok((existing.clone(), false)),
+        Some(item_id) if item_id == input.item_id && existing.quantity == input.quantity => {
+            Ok((existing.clone(), false))
+        }
         Some(_) => Err(StoreError::KeyConflict(Box::new(existing.clone()))),
     }
 }
@@ -110,17 +118,31 @@ impl Store {
 
     /// Replaces every field; with `expected_version`, only if the item is
     /// still at that version.
-    pub async fn replace_item(&self, id: Uuid, input: ItemInput, expected_version: Option<i64>) -> Result<Item, StoreError> {
+    pub async fn replace_item(
+        &self,
+        id: Uuid,
+        input: ItemInput,
+        expected_version: Option<i64>,
+    ) -> Result<Item, StoreError> {
         dispatch!(self, s => s.replace_item(id, input, expected_version))
     }
 
-    pub async fn delete_item(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
+    pub async fn delete_item(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
         dispatch!(self, s => s.delete_item(id, expected_version))
     }
 
     /// Holds `input.quantity` units for `ttl`. A repeat of the same request
     /// returns the first reservation and `false` (not created).
-    pub async fn reserve(&self, key: &str, input: ReservationInput, ttl: Duration) -> Result<(Reservation, bool), StoreError> {
+    pub async fn reserve(
+        &self,
+        key: &str,
+        input: ReservationInput,
+        ttl: Duration,
+    ) -> Result<(Reservation, bool), StoreError> {
         dispatch!(self, s => s.reserve(key, input, ttl))
     }
 

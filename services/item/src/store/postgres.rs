@@ -12,11 +12,16 @@ use uuid::Uuid;
 use super::{ListQuery, StoreError, expiry, now, same_reservation};
 use crate::model::{Item, ItemInput, Reservation, ReservationInput, ReservationStatus};
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "items", sql: include_str!("../../migrations/0001_items.sql") }];
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "items",
+    sql: include_str!("../../migrations/0001_items.sql"),
+}];
 
-const ITEM_COLUMNS: &str = "id, name, description, price_minor, currency, stock, version, created_at, updated_at";
-const RESERVATION_COLUMNS: &str = "key, item_id, quantity, status, expires_at, created_at, updated_at";
+const ITEM_COLUMNS: &str =
+    "id, name, description, price_minor, currency, stock, version, created_at, updated_at";
+const RESERVATION_COLUMNS: &str =
+    "key, item_id, quantity, status, expires_at, created_at, updated_at";
 
 pub struct PgStore {
     db: Database,
@@ -64,7 +69,15 @@ impl PgStore {
         let row = client
             .query_one(
                 &sql,
-                &[&Uuid::now_v7(), &input.name, &input.description, &input.price_minor, &input.currency, &input.stock, &now],
+                &[
+                    &Uuid::now_v7(),
+                    &input.name,
+                    &input.description,
+                    &input.price_minor,
+                    &input.currency,
+                    &input.stock,
+                    &now,
+                ],
             )
             .await?;
         item_from(&row)
@@ -72,7 +85,12 @@ impl PgStore {
 
     pub async fn get_item(&self, id: Uuid) -> Result<Option<Item>, StoreError> {
         let client = self.db.client().await?;
-        let row = client.query_opt(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1"), &[&id]).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
         row.as_ref().map(item_from).transpose()
     }
 
@@ -85,7 +103,9 @@ impl PgStore {
              ORDER BY id LIMIT $3"
         );
         let limit = query.limit as i64;
-        let rows = client.query(&sql, &[&query.after, &query.name, &limit]).await?;
+        let rows = client
+            .query(&sql, &[&query.after, &query.name, &limit])
+            .await?;
         rows.iter().map(item_from).collect()
     }
 
@@ -94,7 +114,9 @@ impl PgStore {
     async fn why_unchanged(&self, id: Uuid) -> StoreError {
         let current = async {
             let client = self.db.client().await?;
-            let row = client.query_opt("SELECT version FROM items WHERE id = $1", &[&id]).await?;
+            let row = client
+                .query_opt("SELECT version FROM items WHERE id = $1", &[&id])
+                .await?;
             Ok::<_, StoreError>(row.map(|r| r.get::<_, i64>(0)))
         };
         match current.await {
@@ -104,7 +126,12 @@ impl PgStore {
         }
     }
 
-    pub async fn replace_item(&self, id: Uuid, input: ItemInput, expected_version: Option<i64>) -> Result<Item, StoreError> {
+    pub async fn replace_item(
+        &self,
+        id: Uuid,
+        input: ItemInput,
+        expected_version: Option<i64>,
+    ) -> Result<Item, StoreError> {
         let client = self.db.client().await?;
         let sql = format!(
             "UPDATE items SET name = $3, description = $4, price_minor = $5, currency = $6, stock = $7,
@@ -115,7 +142,16 @@ impl PgStore {
         let row = client
             .query_opt(
                 &sql,
-                &[&id, &expected_version, &input.name, &input.description, &input.price_minor, &input.currency, &input.stock, &now()],
+                &[
+                    &id,
+                    &expected_version,
+                    &input.name,
+                    &input.description,
+                    &input.price_minor,
+                    &input.currency,
+                    &input.stock,
+                    &now(),
+                ],
             )
             .await?;
         match row {
@@ -124,15 +160,31 @@ impl PgStore {
         }
     }
 
-    pub async fn delete_item(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
+    pub async fn delete_item(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<(), StoreError> {
         let client = self.db.client().await?;
         let deleted = client
-            .execute("DELETE FROM items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2)", &[&id, &expected_version])
+            .execute(
+                "DELETE FROM items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2)",
+                &[&id, &expected_version],
+            )
             .await?;
-        if deleted == 1 { Ok(()) } else { Err(self.why_unchanged(id).await) }
+        if deleted == 1 {
+            Ok(())
+        } else {
+            Err(self.why_unchanged(id).await)
+        }
     }
 
-    pub async fn reserve(&self, key: &str, input: ReservationInput, ttl: Duration) -> Result<(Reservation, bool), StoreError> {
+    pub async fn reserve(
+        &self,
+        key: &str,
+        input: ReservationInput,
+        ttl: Duration,
+    ) -> Result<(Reservation, bool), StoreError> {
         let mut client = self.db.client().await?;
         let now = now();
         let tx = client.transaction().await?;
@@ -142,10 +194,24 @@ impl PgStore {
             "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES ($1, $2, $3, 'held', $4, $5, $5)
              ON CONFLICT (key) DO NOTHING RETURNING {RESERVATION_COLUMNS}"
         );
-        let claimed = tx.query_opt(&insert, &[&key, &input.item_id, &input.quantity, &expiry(now, ttl), &now]).await?;
+        let claimed = tx
+            .query_opt(
+                &insert,
+                &[
+                    &key,
+                    &input.item_id,
+                    &input.quantity,
+                    &expiry(now, ttl),
+                    &now,
+                ],
+            )
+            .await?;
         let Some(row) = claimed else {
             drop(tx);
-            let existing = self.get_reservation(key).await?.ok_or(StoreError::ReservationNotFound)?;
+            let existing = self
+                .get_reservation(key)
+                .await?
+                .ok_or(StoreError::ReservationNotFound)?;
             return same_reservation(&existing, &input);
         };
         let taken = tx
@@ -156,11 +222,16 @@ impl PgStore {
             )
             .await?;
         if taken.is_none() {
-            let available = tx.query_opt("SELECT stock FROM items WHERE id = $1", &[&input.item_id]).await?;
+            let available = tx
+                .query_opt("SELECT stock FROM items WHERE id = $1", &[&input.item_id])
+                .await?;
             drop(tx);
             return Err(match available {
                 None => StoreError::ItemNotFound,
-                Some(row) => StoreError::InsufficientStock { available: row.try_get(0)?, requested: input.quantity },
+                Some(row) => StoreError::InsufficientStock {
+                    available: row.try_get(0)?,
+                    requested: input.quantity,
+                },
             });
         }
         let reservation = reservation_from(&row)?;
@@ -170,7 +241,12 @@ impl PgStore {
 
     pub async fn get_reservation(&self, key: &str) -> Result<Option<Reservation>, StoreError> {
         let client = self.db.client().await?;
-        let row = client.query_opt(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE key = $1"), &[&key]).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE key = $1"),
+                &[&key],
+            )
+            .await?;
         row.as_ref().map(reservation_from).transpose()
     }
 
@@ -184,7 +260,10 @@ impl PgStore {
         if let Some(row) = client.query_opt(&sql, &[&key, &now()]).await? {
             return reservation_from(&row);
         }
-        let existing = self.get_reservation(key).await?.ok_or(StoreError::ReservationNotFound)?;
+        let existing = self
+            .get_reservation(key)
+            .await?
+            .ok_or(StoreError::ReservationNotFound)?;
         match existing.status {
             ReservationStatus::Confirmed => Ok(existing),
             _ => Err(StoreError::WrongState(Box::new(existing))),
@@ -223,7 +302,10 @@ impl PgStore {
             }
             drop(tx);
             if let Some(existing) = self.get_reservation(key).await?
-                && !matches!(existing.status, ReservationStatus::Held | ReservationStatus::Confirmed)
+                && !matches!(
+                    existing.status,
+                    ReservationStatus::Held | ReservationStatus::Confirmed
+                )
             {
                 return Ok(existing);
             }

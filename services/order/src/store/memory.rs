@@ -26,7 +26,12 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn insert_pending(&self, order: &Order, key: Option<&str>, fingerprint: &str) -> Result<Inserted, DbError> {
+    pub fn insert_pending(
+        &self,
+        order: &Order,
+        key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Inserted, DbError> {
         let mut state = self.state();
         if let Some(key) = key {
             if let Some((existing, fp)) = state.keys.get(key).and_then(|id| state.orders.get(id)) {
@@ -34,7 +39,9 @@ impl MemoryStore {
             }
             state.keys.insert(key.to_owned(), order.id);
         }
-        state.orders.insert(order.id, (order.clone(), fingerprint.to_owned()));
+        state
+            .orders
+            .insert(order.id, (order.clone(), fingerprint.to_owned()));
         Ok(Inserted::New)
     }
 
@@ -45,7 +52,9 @@ impl MemoryStore {
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Order>, DbError> {
         let state = self.state();
         let range = match after {
-            Some(after) => state.orders.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            Some(after) => state
+                .orders
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => state.orders.range(..),
         };
         Ok(range.take(limit).map(|(_, (o, _))| o.clone()).collect())
@@ -60,7 +69,9 @@ impl MemoryStore {
         free_key: bool,
     ) -> Result<Option<Order>, DbError> {
         let mut state = self.state();
-        let Some((order, _)) = state.orders.get_mut(&id) else { return Ok(None) };
+        let Some((order, _)) = state.orders.get_mut(&id) else {
+            return Ok(None);
+        };
         if !from.contains(&order.status) {
             return Ok(None);
         }

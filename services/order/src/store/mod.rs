@@ -44,7 +44,12 @@ macro_rules! dispatch {
 
 impl Store {
     /// Records a pending order unless `key` is already taken.
-    pub async fn insert_pending(&self, order: &Order, key: Option<&str>, fingerprint: &str) -> Result<Inserted, DbError> {
+    pub async fn insert_pending(
+        &self,
+        order: &Order,
+        key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Inserted, DbError> {
         dispatch!(self, s => s.insert_pending(order, key, fingerprint))
     }
 

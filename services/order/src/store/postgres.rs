@@ -10,10 +10,14 @@ use uuid::Uuid;
 use super::{Inserted, now};
 use crate::model::{Order, OrderLine, OrderStatus, Pricing};
 
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "orders", sql: include_str!("../../migrations/0001_orders.sql") }];
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "orders",
+    sql: include_str!("../../migrations/0001_orders.sql"),
+}];
 
-const COLUMNS: &str = "id, status, lines, currency, total_minor, created_at, updated_at, fingerprint";
+const COLUMNS: &str =
+    "id, status, lines, currency, total_minor, created_at, updated_at, fingerprint";
 
 pub struct PgStore {
     db: Database,
@@ -39,7 +43,12 @@ impl PgStore {
         Self { db }
     }
 
-    pub async fn insert_pending(&self, order: &Order, key: Option<&str>, fingerprint: &str) -> Result<Inserted, DbError> {
+    pub async fn insert_pending(
+        &self,
+        order: &Order,
+        key: Option<&str>,
+        fingerprint: &str,
+    ) -> Result<Inserted, DbError> {
         let client = self.db.client().await?;
         // Twice at most: the holder of the key may free it between our
         // conflicting insert and our read, and then the insert can win.
@@ -55,9 +64,17 @@ impl PgStore {
             if inserted == 1 {
                 return Ok(Inserted::New);
             }
-            let existing = client.query_opt(&format!("SELECT {COLUMNS} FROM orders WHERE idempotency_key = $1"), &[&key]).await?;
+            let existing = client
+                .query_opt(
+                    &format!("SELECT {COLUMNS} FROM orders WHERE idempotency_key = $1"),
+                    &[&key],
+                )
+                .await?;
             if let Some(row) = existing {
-                return Ok(Inserted::Existing(order_from(&row)?, row.try_get("fingerprint")?));
+                return Ok(Inserted::Existing(
+                    order_from(&row)?,
+                    row.try_get("fingerprint")?,
+                ));
             }
         }
         Ok(Inserted::New)
@@ -65,7 +82,12 @@ impl PgStore {
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
         let client = self.db.client().await?;
-        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"), &[&id]).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
         row.as_ref().map(order_from).transpose()
     }
 
