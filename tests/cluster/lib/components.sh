@@ -88,7 +88,9 @@ healthy_kube_scheduler() { curl -fsSk --max-time 2 "https://127.0.0.1:$SCHEDULER
 
 # ---- kwok: plays the kubelet of every node annotated kwok.x-k8s.io/node=fake
 # and serves their resource metrics (from the pods' usage annotations) on one
-# loopback port, the nodes' kubelet port.
+# loopback port, the nodes' kubelet port. Node leases are off unless a duration
+# is given; without them the node lifecycle controller marks the nodes Unknown
+# after 50 s and their pods NotReady for good.
 start_kwok() {
   local configs; configs=$(printf '%s,' "$cluster_src"/kwok/*.yaml); configs=${configs%,}
   spawn kwok "$(b kwok)" \
@@ -99,16 +101,20 @@ start_kwok() {
     --cidr "$POD_CIDR" \
     --node-ip 127.0.0.1 \
     --node-port "$KWOK_PORT" \
+    --node-lease-duration-seconds 40 \
     --server-address "127.0.0.1:$KWOK_PORT" \
     --tls-cert-file "$pki/kwok-serving.crt" \
     --tls-private-key-file "$pki/kwok-serving.key"
 }
 healthy_kwok() { curl -fsS --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$KWOK_PORT/healthz" | grep -q ok; }
 
-# ---- metrics-server: scrapes kwok like it would scrape kubelets; the API
+# ---- metrics-server: scrapes kwok like it would scrape kubelets (every 10 s,
+# its minimum; the request timeout must be shorter than that); the API
 # server reaches it through the APIService that up.sh registers.
 start_metrics_server() {
   local kc=$BERTH_CLUSTER_DIR/metrics-server.kubeconfig
+  # It reads the front-proxy CA from a kube-system ConfigMap at startup.
+  kubectl apply -f "$cluster_src/manifests/metrics-server-rbac.yaml" >/dev/null
   spawn metrics-server "$(b metrics-server)" \
     --kubeconfig "$kc" \
     --authentication-kubeconfig "$kc" \
@@ -120,7 +126,8 @@ start_metrics_server() {
     --kubelet-certificate-authority "$pki/ca.crt" \
     --kubelet-use-node-status-port \
     --kubelet-preferred-address-types InternalIP \
-    --metric-resolution 10s
+    --metric-resolution 10s \
+    --kubelet-request-timeout 5s
 }
 # /livez: serving. (/readyz also waits for a first complete scrape.)
 healthy_metrics_server() { curl -fsS --max-time 2 --cacert "$pki/ca.crt" "https://127.0.0.1:$METRICS_SERVER_PORT/livez" | grep -q ok; }
@@ -181,7 +188,6 @@ start_component() {
 # metrics-server runs: an unavailable aggregated API makes namespace deletion
 # hang (the namespace controller cannot list every resource type).
 register_metrics_server() {
-  kubectl apply -f "$cluster_src/manifests/metrics-server-rbac.yaml" >/dev/null
   kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Service

@@ -19,6 +19,7 @@ running() {
 spawn() {
   local name=$1; shift
   mkdir -p "$logs" "$pids"
+  rm -f "$pids/$name.pid" # a stale one would be taken for the new process
   echo "---- $(date -u +%FT%TZ) starting $name" >>"$logs/$name.log"
   # bash -c writes its own pid, then execs: the pid file always names the
   # component even if setsid had to fork. 8>&- : the component must not hold
