@@ -220,8 +220,9 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The path of a workspace binary built next to the running test, built
-/// first if it is missing (a test of one package needing another's binary).
+/// The path of a workspace binary built next to the running test (a test of
+/// one package needing another package's binary). It is not built from here:
+/// a nested cargo would wait for the lock the running `cargo test` holds.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
@@ -231,17 +232,9 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     let path = dir.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", name, "--bin", name])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building {name} failed");
-    }
     assert!(
         path.exists(),
-        "{} does not exist after building it",
+        "{} is missing: run `cargo build -p {name}` first (`make test-services` does)",
         path.display()
     );
     path

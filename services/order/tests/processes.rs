@@ -294,10 +294,46 @@ async fn retried_order_is_placed_once(backend: Backend) {
     assert_eq!(pair.orders().await.len(), 1);
 }
 
+async fn sigterm_lets_in_flight_orders_finish(backend: Backend) {
+    let pair = start(
+        &backend,
+        &[("ITEM_TIMEOUT_MS", "1000"), ("ITEM_RETRIES", "0")],
+    );
+    let widget = pair.create_item(3).await;
+    let Pair {
+        item,
+        mut order,
+        http,
+    } = pair;
+    // The item service hangs, so the order request stays in flight.
+    item.pause();
+    let url = format!("{}/v1/orders", order.url());
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"lines": [{"item_id": widget, "quantity": 1}]}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = order.terminate(Duration::from_secs(15));
+        (exit, order.logs())
+    });
+    let answered = in_flight.await.unwrap();
+    item.resume();
+    let (exit, logs) = exit.await.unwrap();
+    // Answered (503 after the item timeout), not cut off by the shutdown.
+    assert_eq!(answered.expect("the in-flight request got an answer"), 503);
+    assert!(exit.expect("exited").success(), "{logs}");
+    assert!(logs.contains("draining in-flight requests"), "{logs}");
+}
+
 both_stores!(
     happy_path_propagates_the_request_id,
     item_down_fails_fast_then_recovers,
     slow_item_times_out,
     concurrent_orders_never_oversell,
     retried_order_is_placed_once,
+    sigterm_lets_in_flight_orders_finish,
 );
