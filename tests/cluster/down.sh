@@ -36,7 +36,7 @@ done
 
 # A component binary still running with our state directory on its command
 # line is a leftover (e.g. a pid file was lost): report it rather than guess.
-left=$(pgrep -af -- "^$BERTH_BIN/[a-z-]+ .*$BERTH_CLUSTER_DIR" || true)
+left=$(pgrep -af -- "^$BERTH_BIN/[a-z-]+ .*$BERTH_CLUSTER_DIR/" || true)
 if [ -n "$left" ]; then
   say "processes still running from $BERTH_CLUSTER_DIR:"; echo "$left" >&2
   failed=1

@@ -93,6 +93,13 @@ healthy_kube_scheduler() { curl -fsSk --max-time 2 "https://127.0.0.1:$SCHEDULER
 # after 50 s and their pods NotReady for good.
 start_kwok() {
   local configs; configs=$(printf '%s,' "$cluster_src"/kwok/*.yaml); configs=${configs%,}
+  # Each kwok process has a new identity, and waits for leases held by the
+  # previous one to expire (40 s) before it manages those nodes: hand them over
+  # now by deleting the leases (every node here is a kwok node, and nobody
+  # holds their leases while kwok is down).
+  if healthy_kube_apiserver; then
+    kubectl -n kube-node-lease delete lease --all >/dev/null 2>&1 || true
+  fi
   spawn kwok "$(b kwok)" \
     --kubeconfig "$BERTH_CLUSTER_DIR/kwok.kubeconfig" \
     --config "$configs" \

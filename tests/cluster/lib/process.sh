@@ -12,7 +12,8 @@ pid_of() {
 running() {
   local pid; pid=$(pid_of "$1") || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$BERTH_CLUSTER_DIR"
+  grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$BERTH_CLUSTER_DIR/"
 }
 
 # spawn NAME COMMAND...: start COMMAND detached from this shell.
@@ -30,21 +31,31 @@ spawn() {
   until [ -s "$pids/$name.pid" ] || [ $waited -ge 50 ]; do sleep 0.1; waited=$((waited + 1)); done
 }
 
-# stop_process NAME: TERM the whole process group, KILL after 15 s.
+# group_alive PGID: a live (non-zombie) process is left in the group. Our
+# components are orphans reaped by pid 1, which may leave a zombie around for
+# a while; `kill -0` would count it.
+group_alive() {
+  ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
+# stop_process NAME: TERM the whole process group, KILL after 5 s.
+# kube-apiserver stops listening at once on TERM but then lingers well over
+# 15 s (draining watches); the state here is throwaway, so we do not wait.
 stop_process() {
   local name=$1 pid
   pid=$(pid_of "$name") || return 0
   if running "$name"; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 -- "-$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-      say "$name did not stop on TERM, killing"
+    local deadline=$((SECONDS + 5))
+    while group_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if group_alive "$pid"; then
+      say "$name still running 5 s after TERM, killing it"
       kill -KILL -- "-$pid" 2>/dev/null || true
-      sleep 0.2
+      deadline=$((SECONDS + 5))
+      while group_alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
     fi
-    if kill -0 -- "-$pid" 2>/dev/null; then
-      say "could not stop $name (pid $pid)"; return 1
+    if group_alive "$pid"; then
+      say "could not stop $name (process group $pid)"; return 1
     fi
   fi
   rm -f "$pids/$name.pid"
