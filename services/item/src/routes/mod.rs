@@ -82,7 +82,7 @@ impl From<StoreError> for Problem {
                 format!("reservation {} is {}", r.key, r.status.as_str()),
             ),
             StoreError::Contended => Problem::unavailable(
-                "contended",
+                "reservation-contended",
                 "Try again",
                 "the reservation was changed concurrently; retry",
             ),

@@ -68,7 +68,7 @@ impl PgStore {
         );
         let row = client
             .query_one(
-                &sql,
+                &client.prepare_cached(&sql).await?,
                 &[
                     &Uuid::now_v7(),
                     &input.name,
@@ -87,7 +87,9 @@ impl PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1"),
+                &client
+                    .prepare_cached(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = $1"))
+                    .await?,
                 &[&id],
             )
             .await?;
@@ -104,7 +106,10 @@ impl PgStore {
         );
         let limit = query.limit as i64;
         let rows = client
-            .query(&sql, &[&query.after, &query.name, &limit])
+            .query(
+                &client.prepare_cached(&sql).await?,
+                &[&query.after, &query.name, &limit],
+            )
             .await?;
         rows.iter().map(item_from).collect()
     }
@@ -115,7 +120,12 @@ impl PgStore {
         let current = async {
             let client = self.db.client().await?;
             let row = client
-                .query_opt("SELECT version FROM items WHERE id = $1", &[&id])
+                .query_opt(
+                    &client
+                        .prepare_cached("SELECT version FROM items WHERE id = $1")
+                        .await?,
+                    &[&id],
+                )
                 .await?;
             Ok::<_, StoreError>(row.map(|r| r.get::<_, i64>(0)))
         };
@@ -141,7 +151,7 @@ impl PgStore {
         );
         let row = client
             .query_opt(
-                &sql,
+                &client.prepare_cached(&sql).await?,
                 &[
                     &id,
                     &expected_version,
@@ -156,7 +166,10 @@ impl PgStore {
             .await?;
         match row {
             Some(row) => item_from(&row),
-            None => Err(self.why_unchanged(id).await),
+            None => {
+                drop(client);
+                Err(self.why_unchanged(id).await)
+            }
         }
     }
 
@@ -168,13 +181,18 @@ impl PgStore {
         let client = self.db.client().await?;
         let deleted = client
             .execute(
-                "DELETE FROM items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2)",
+                &client
+                    .prepare_cached(
+                        "DELETE FROM items WHERE id = $1 AND ($2::bigint IS NULL OR version = $2)",
+                    )
+                    .await?,
                 &[&id, &expected_version],
             )
             .await?;
         if deleted == 1 {
             Ok(())
         } else {
+            drop(client);
             Err(self.why_unchanged(id).await)
         }
     }
@@ -196,7 +214,7 @@ impl PgStore {
         );
         let claimed = tx
             .query_opt(
-                &insert,
+                &tx.prepare_cached(&insert).await?,
                 &[
                     &key,
                     &input.item_id,
@@ -208,6 +226,7 @@ impl PgStore {
             .await?;
         let Some(row) = claimed else {
             drop(tx);
+            drop(client);
             let existing = self
                 .get_reservation(key)
                 .await?
@@ -216,14 +235,21 @@ impl PgStore {
         };
         let taken = tx
             .query_opt(
-                "UPDATE items SET stock = stock - $2, version = version + 1, updated_at = $3
+                &tx.prepare_cached(
+                    "UPDATE items SET stock = stock - $2, version = version + 1, updated_at = $3
                  WHERE id = $1 AND stock >= $2 RETURNING stock",
+                )
+                .await?,
                 &[&input.item_id, &input.quantity, &now],
             )
             .await?;
         if taken.is_none() {
             let available = tx
-                .query_opt("SELECT stock FROM items WHERE id = $1", &[&input.item_id])
+                .query_opt(
+                    &tx.prepare_cached("SELECT stock FROM items WHERE id = $1")
+                        .await?,
+                    &[&input.item_id],
+                )
                 .await?;
             drop(tx);
             return Err(match available {
@@ -243,7 +269,11 @@ impl PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE key = $1"),
+                &client
+                    .prepare_cached(&format!(
+                        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE key = $1"
+                    ))
+                    .await?,
                 &[&key],
             )
             .await?;
@@ -251,21 +281,30 @@ impl PgStore {
     }
 
     pub async fn confirm(&self, key: &str) -> Result<Reservation, StoreError> {
-        self.expire_due().await?;
         let client = self.db.client().await?;
+        // A hold past its expiry is not confirmed even if the sweeper has
+        // not returned its units yet.
         let sql = format!(
             "UPDATE reservations SET status = 'confirmed', expires_at = NULL, updated_at = $2
-             WHERE key = $1 AND status = 'held' RETURNING {RESERVATION_COLUMNS}"
+             WHERE key = $1 AND status = 'held' AND expires_at > $2 RETURNING {RESERVATION_COLUMNS}"
         );
-        if let Some(row) = client.query_opt(&sql, &[&key, &now()]).await? {
+        if let Some(row) = client
+            .query_opt(&client.prepare_cached(&sql).await?, &[&key, &now()])
+            .await?
+        {
             return reservation_from(&row);
         }
+        drop(client);
         let existing = self
             .get_reservation(key)
             .await?
             .ok_or(StoreError::ReservationNotFound)?;
         match existing.status {
             ReservationStatus::Confirmed => Ok(existing),
+            ReservationStatus::Held => Err(StoreError::WrongState(Box::new(Reservation {
+                status: ReservationStatus::Expired,
+                ..existing
+            }))),
             _ => Err(StoreError::WrongState(Box::new(existing))),
         }
     }
@@ -281,10 +320,13 @@ impl PgStore {
                 "UPDATE reservations SET status = 'released', expires_at = NULL, updated_at = $2
                  WHERE key = $1 AND status IN ('held', 'confirmed') RETURNING {RESERVATION_COLUMNS}"
             );
-            if let Some(row) = tx.query_opt(&sql, &[&key, &now]).await? {
+            if let Some(row) = tx
+                .query_opt(&tx.prepare_cached(&sql).await?, &[&key, &now])
+                .await?
+            {
                 let released = reservation_from(&row)?;
                 tx.execute(
-                    "UPDATE items SET stock = stock + $2, version = version + 1, updated_at = $3 WHERE id = $1",
+                    &tx.prepare_cached("UPDATE items SET stock = stock + $2, version = version + 1, updated_at = $3 WHERE id = $1").await?,
                     &[&released.item_id, &released.quantity, &now],
                 )
                 .await?;
@@ -295,12 +337,16 @@ impl PgStore {
                 "INSERT INTO reservations ({RESERVATION_COLUMNS}) VALUES ($1, NULL, 0, 'released', NULL, $2, $2)
                  ON CONFLICT (key) DO NOTHING RETURNING {RESERVATION_COLUMNS}"
             );
-            if let Some(row) = tx.query_opt(&tombstone, &[&key, &now]).await? {
+            if let Some(row) = tx
+                .query_opt(&tx.prepare_cached(&tombstone).await?, &[&key, &now])
+                .await?
+            {
                 let released = reservation_from(&row)?;
                 tx.commit().await?;
                 return Ok(released);
             }
             drop(tx);
+            drop(client);
             if let Some(existing) = self.get_reservation(key).await?
                 && !matches!(
                     existing.status,
@@ -319,7 +365,7 @@ impl PgStore {
         // sweeping at the same time cannot return the same units twice.
         let result = client
             .execute(
-                "WITH due AS (
+                &client.prepare_cached("WITH due AS (
                      UPDATE reservations SET status = 'expired', updated_at = $1
                      WHERE status = 'held' AND expires_at <= $1
                      RETURNING item_id, quantity
@@ -327,7 +373,7 @@ impl PgStore {
                      SELECT item_id, sum(quantity)::bigint AS quantity FROM due WHERE item_id IS NOT NULL GROUP BY item_id
                  )
                  UPDATE items SET stock = items.stock + totals.quantity, version = items.version + 1, updated_at = $1
-                 FROM totals WHERE items.id = totals.item_id",
+                 FROM totals WHERE items.id = totals.item_id").await?,
                 &[&now()],
             )
             .await;

@@ -55,9 +55,9 @@ impl PgStore {
         for _ in 0..2 {
             let inserted = client
                 .execute(
-                    "INSERT INTO orders (id, idempotency_key, fingerprint, status, lines, currency, total_minor, created_at, updated_at)
+                    &client.prepare_cached("INSERT INTO orders (id, idempotency_key, fingerprint, status, lines, currency, total_minor, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $6)
-                     ON CONFLICT (idempotency_key) DO NOTHING",
+                     ON CONFLICT (idempotency_key) DO NOTHING").await?,
                     &[&order.id, &key, &fingerprint, &order.status.as_str(), &Json(&order.lines), &order.created_at],
                 )
                 .await?;
@@ -66,7 +66,11 @@ impl PgStore {
             }
             let existing = client
                 .query_opt(
-                    &format!("SELECT {COLUMNS} FROM orders WHERE idempotency_key = $1"),
+                    &client
+                        .prepare_cached(&format!(
+                            "SELECT {COLUMNS} FROM orders WHERE idempotency_key = $1"
+                        ))
+                        .await?,
                     &[&key],
                 )
                 .await?;
@@ -84,7 +88,9 @@ impl PgStore {
         let client = self.db.client().await?;
         let row = client
             .query_opt(
-                &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
+                &client
+                    .prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+                    .await?,
                 &[&id],
             )
             .await?;
@@ -95,7 +101,7 @@ impl PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                &format!("SELECT {COLUMNS} FROM orders WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2"),
+                &client.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2")).await?,
                 &[&after, &(limit as i64)],
             )
             .await?;
@@ -117,12 +123,12 @@ impl PgStore {
         let total = pricing.map(|p| p.total_minor);
         let row = client
             .query_opt(
-                &format!(
+                &client.prepare_cached(&format!(
                     "UPDATE orders SET status = $3, updated_at = $4,
                          lines = coalesce($5, lines), currency = coalesce($6, currency), total_minor = coalesce($7, total_minor),
                          idempotency_key = CASE WHEN $8 THEN NULL ELSE idempotency_key END
                      WHERE id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
-                ),
+                )).await?,
                 &[&id, &from, &to.as_str(), &now(), &lines, &currency, &total, &free_key],
             )
             .await?;
@@ -133,11 +139,11 @@ impl PgStore {
         let client = self.db.client().await?;
         let rows = client
             .query(
-                &format!(
+                &client.prepare_cached(&format!(
                     "SELECT {COLUMNS} FROM orders
                      WHERE (status = 'pending' AND updated_at < $1) OR status IN ('compensating', 'cancelling')
                      ORDER BY updated_at LIMIT 500"
-                ),
+                )).await?,
                 &[&stale_before],
             )
             .await?;
