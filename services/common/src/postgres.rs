@@ -34,6 +34,9 @@ pub enum DbError {
         name: &'static str,
         source: tokio_postgres::Error,
     },
+    /// Concurrent requests kept changing the same rows; retrying helps.
+    #[error("contended: {0}")]
+    Contended(&'static str),
 }
 
 impl DbError {
@@ -43,12 +46,15 @@ impl DbError {
         match self {
             DbError::Pool(_) => true,
             DbError::Postgres(e) => e.code().is_none(),
-            DbError::Url(_) | DbError::Migration { .. } => false,
+            DbError::Url(_) | DbError::Migration { .. } | DbError::Contended(_) => false,
         }
     }
 
     /// The problem a client sees; the cause is logged, not shown.
     pub fn to_problem(&self) -> Problem {
+        if let DbError::Contended(what) = self {
+            return Problem::unavailable("contended", "Try again", *what);
+        }
         tracing::error!(error = %self, "database error");
         if self.is_unavailable() {
             Problem::unavailable(

@@ -81,7 +81,9 @@ impl PgStore {
                 ));
             }
         }
-        Ok(Inserted::New)
+        Err(DbError::Contended(
+            "the idempotency key changed hands while this request was recorded; retry",
+        ))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
