@@ -35,6 +35,7 @@ fi
 lock_cluster
 start=$SECONDS
 
+save_config
 make_pki
 make_kubeconfigs
 

@@ -21,6 +21,13 @@ METRICS_SERVER_PORT=${BERTH_METRICS_SERVER_PORT:-4443}
 SERVICE_CIDR=10.0.0.0/24
 POD_CIDR=10.244.0.0/16
 
+# A cluster directory keeps the ports it was first started with (config.env,
+# written by up.sh), so component.sh, status.sh and down.sh reach that cluster
+# even from a shell with other BERTH_*_PORT values. `down.sh --wipe` to change.
+if [ -s "$BERTH_CLUSTER_DIR/config.env" ]; then
+  . "$BERTH_CLUSTER_DIR/config.env"
+fi
+
 # Start order; stop order is the reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
 
@@ -29,6 +36,15 @@ logs=$BERTH_CLUSTER_DIR/logs
 pids=$BERTH_CLUSTER_DIR/pids
 KUBECONFIG_ADMIN=$BERTH_CLUSTER_DIR/kubeconfig
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
+
+save_config() {
+  [ -s "$BERTH_CLUSTER_DIR/config.env" ] && return 0
+  mkdir -p "$BERTH_CLUSTER_DIR"
+  local v
+  for v in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT METRICS_SERVER_PORT; do
+    echo "$v=${!v}"
+  done >"$BERTH_CLUSTER_DIR/config.env"
+}
 
 say() { echo "[cluster] $*" >&2; }
 die() { echo "[cluster] ERROR: $*" >&2; exit 1; }
