@@ -30,3 +30,7 @@ cluster-logs: ## tail the logs of every cluster component
 
 kubectl: ## run the cluster's kubectl against it: make kubectl ARGS="get pods -A"
 	@$(CLUSTER_BIN)/kubectl --kubeconfig $(BERTH_CLUSTER_DIR)/kubeconfig $(ARGS)
+
+.PHONY: cluster-smoke
+cluster-smoke: ## check the running cluster: deploy, delete, GC, kubectl top, HPA (~90 s)
+	tests/cluster/smoke.sh --hpa
