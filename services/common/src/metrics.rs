@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,14 +19,14 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
-    method: String,
+    method: &'static str,
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -79,44 +79,72 @@ impl Metrics {
     }
 }
 
-/// Middleware: records every request under its route template (never the raw
-/// path, which would make one series per id).
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
-    let started = Instant::now();
-    metrics.in_flight.inc();
-    let _guard = InFlight(&metrics.in_flight);
-    let response = next.run(req).await;
-    let status = response.status().as_u16();
-    metrics
-        .duration
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-            method: method.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
+impl Metrics {
+    /// Starts measuring a request, under its route template (never the raw
+    /// path, which would make one series per id).
+    pub fn start(self: &Arc<Self>, req: &Request) -> RequestTimer {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "unmatched".to_owned());
+        self.in_flight.inc();
+        RequestTimer {
+            metrics: self.clone(),
             route,
-            method,
-            status,
-        })
-        .inc();
-    response
+            method: method_label(req.method()),
+            started: Instant::now(),
+        }
+    }
 }
 
-/// Decrements the in-flight gauge even when the request future is dropped.
-struct InFlight<'a>(&'a Gauge);
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
 
-impl Drop for InFlight<'_> {
+/// One request being measured; the in-flight gauge goes down when it is
+/// dropped, also when the request future is cancelled.
+pub struct RequestTimer {
+    metrics: Arc<Metrics>,
+    route: String,
+    method: &'static str,
+    started: Instant,
+}
+
+impl RequestTimer {
+    /// Records the outcome; returns the latency.
+    pub fn finish(self, status: u16) -> std::time::Duration {
+        let elapsed = self.started.elapsed();
+        let labels = RouteLabels {
+            route: self.route.clone(),
+            method: self.method,
+        };
+        self.metrics
+            .duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        let labels = RequestLabels {
+            route: labels.route,
+            method: self.method,
+            status,
+        };
+        self.metrics.requests.get_or_create(&labels).inc();
+        elapsed
+    }
+}
+
+impl Drop for RequestTimer {
     fn drop(&mut self) {
-        self.0.dec();
+        self.metrics.in_flight.dec();
     }
 }
 

@@ -9,12 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
 
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
@@ -62,29 +64,56 @@ pub fn app(api: Router, kit: &Kit) -> Router {
     .fallback(problem::route_not_found)
     .method_not_allowed_fallback(problem::method_not_allowed)
     .layer(axum::middleware::from_fn_with_state(
-        kit.metrics.clone(),
-        metrics::track,
-    ))
-    .layer(axum::middleware::map_response(
-        move |response: Response| async move {
-            // The body limit rejects inside extractors with our own problem; this
-            // catches the limit hit by anything else (e.g. a streaming body).
-            if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-                && !is_problem(&response)
-            {
-                return Problem::body_too_large(Some(body_limit)).into_response();
-            }
-            response
+        Observe {
+            metrics: kit.metrics.clone(),
+            body_limit,
         },
+        observe,
     ))
     .layer(DefaultBodyLimit::max(body_limit))
-    .layer(axum::middleware::from_fn(request_id::middleware))
     .layer(CatchPanicLayer::custom(
         |_panic: Box<dyn std::any::Any + Send>| {
             tracing::error!("handler panicked");
             Problem::internal().into_response()
         },
     ))
+}
+
+#[derive(Clone)]
+struct Observe {
+    metrics: Arc<Metrics>,
+    body_limit: usize,
+}
+
+/// The one middleware every request passes: assigns its id, runs it in a
+/// span, measures it, logs its completion and echoes the id. One layer
+/// rather than one per concern keeps the per-request cost down.
+async fn observe(State(observe): State<Observe>, mut req: Request, next: Next) -> Response {
+    let id = request_id::assign(&mut req);
+    let timer = observe.metrics.start(&req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.as_str(),
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    // Extractors answer an oversized body with our problem; this catches the
+    // limit hit by anything else (e.g. a streaming body).
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem(&response) {
+        response = Problem::body_too_large(Some(observe.body_limit)).into_response();
+    }
+    let status = response.status().as_u16();
+    let latency = timer.finish(status);
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = latency.as_secs_f64() * 1e3,
+            "request completed"
+        );
+    });
+    request_id::echo(&mut response, &id);
+    response
 }
 
 fn is_problem(response: &Response) -> bool {
