@@ -61,10 +61,20 @@ stop_process() {
   rm -f "$pids/$name.pid"
 }
 
+# log_tail NAME: the end of a component's log since its last start, and its
+# error lines first (a usage dump can push the real error out of the tail).
 log_tail() {
   local f=$logs/$1.log
   [ -f "$f" ] || return 0
+  local from; from=$(grep -n '^---- .* starting ' "$f" | tail -n 1 | cut -d: -f1)
+  local errors
+  errors=$(tail -n "+${from:-1}" "$f" |
+    grep -E '^(Error|error|panic|fatal|F[0-9]{4}|E[0-9]{4})|"level":"(error|fatal|ERROR)"' | tail -n 5 || true)
+  if [ -n "$errors" ]; then
+    echo "----- errors in $f -----" >&2
+    echo "$errors" >&2
+  fi
   echo "----- last 30 lines of $f -----" >&2
-  tail -n 30 "$f" >&2
+  tail -n "+${from:-1}" "$f" | tail -n 30 >&2
   echo "-----" >&2
 }
