@@ -20,7 +20,9 @@ start_etcd() {
 }
 healthy_etcd() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
-# ---- kube-apiserver
+# ---- kube-apiserver. No --advertise-address: it defaults to the host's
+# address, which only appears in the `kubernetes` Endpoints; 127.0.0.1 there
+# fails validation (Endpoints may not hold loopback addresses).
 start_kube_apiserver() {
   spawn kube-apiserver "$(b kube-apiserver)" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
