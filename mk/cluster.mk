@@ -10,8 +10,9 @@ export BERTH_CLUSTER_DIR ?= $(CLUSTER_DIR)
 cluster-build: ## build the cluster binaries into ~/.cache/berth (once per version)
 	tests/cluster/build.sh
 
-cluster-up: cluster-build ## start the local cluster (idempotent; prints the KUBECONFIG line)
-	BERTH_SKIP_BUILD=1 tests/cluster/up.sh
+# up.sh builds what is missing (only kubectl with BERTH_USE_EXISTING_CLUSTER=1).
+cluster-up: ## start the local cluster, building it first if needed (idempotent; prints the KUBECONFIG line)
+	tests/cluster/up.sh
 
 cluster-down: ## stop every cluster process (state kept: next start is warm)
 	tests/cluster/down.sh

@@ -4,6 +4,7 @@
 # version, so a second run only checks that the binaries are there.
 #
 #   tests/cluster/build.sh            build whatever is missing
+#   tests/cluster/build.sh NAME...    only these (e.g. kubectl, for an existing cluster)
 #   tests/cluster/build.sh --print    print the bin directory
 #
 # Ready-made binaries: set BERTH_ASSETS (or KUBEBUILDER_ASSETS) to a directory
@@ -34,8 +35,10 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 # build NAME VERSION MODULE-DIR PACKAGE [LDFLAGS]
+only=" $* "
 build() {
   local name=$1 version=$2 dir=$3 pkg=$4 ldflags=${5:-}
+  [ "$only" = "  " ] || [[ $only == *" $name "* ]] || return 0
   local out="$cache/build/$name-$version"
   local assets=${BERTH_ASSETS:-${KUBEBUILDER_ASSETS:-}}
   if [ -n "$assets" ] && [ -x "$assets/$name" ]; then
