@@ -39,10 +39,16 @@ save_config
 make_pki
 make_kubeconfigs
 
-for c in etcd kube-apiserver; do
-  start_component "$c" || die "$c failed to start (log: $logs/$c.log)"
-done
-for c in kube-controller-manager kube-scheduler kwok; do
+if ! start_component etcd; then
+  # etcd runs without fsync: after a machine restart its data can be torn.
+  # The data is throwaway, so set it aside once and start empty.
+  [ -d "$BERTH_CLUSTER_DIR/etcd" ] || die "etcd failed to start (log: $logs/etcd.log)"
+  aside=$BERTH_CLUSTER_DIR/etcd.broken-$(date -u +%Y%m%dT%H%M%S)
+  say "etcd failed on its existing data; moving it to $aside and starting empty"
+  mv "$BERTH_CLUSTER_DIR/etcd" "$aside"
+  start_component etcd || die "etcd failed to start (log: $logs/etcd.log)"
+fi
+for c in kube-apiserver kube-controller-manager kube-scheduler kwok; do
   start_component "$c" || die "$c failed to start (log: $logs/$c.log)"
 done
 

@@ -21,6 +21,10 @@ spawn() {
   local name=$1; shift
   mkdir -p "$logs" "$pids"
   rm -f "$pids/$name.pid" # a stale one would be taken for the new process
+  # Logs are appended across restarts; keep one older file beyond 50 MB.
+  if [ "$(stat -c %s "$logs/$name.log" 2>/dev/null || echo 0)" -gt 52428800 ]; then
+    mv "$logs/$name.log" "$logs/$name.log.1"
+  fi
   echo "---- $(date -u +%FT%TZ) starting $name" >>"$logs/$name.log"
   # bash -c writes its own pid, then execs: the pid file always names the
   # component even if setsid had to fork. 8>&- : the component must not hold
