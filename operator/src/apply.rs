@@ -80,7 +80,14 @@ pub async fn ensure<K: Child>(
 ) -> Result<Ensured<K>, Error> {
     let (name, namespace) = (desired.name_any(), desired.namespace().unwrap_or_default());
     let kind = K::kind(&()).into_owned();
-    let live = Stores::child(store, &name, &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The caches only hold objects carrying Berth's label, so a miss is
+    // confirmed with a GET: an unlabeled object of the same name belongs to
+    // someone else and must not be taken over by a forced apply.
+    let live = match Stores::child(store, &name, &namespace) {
+        Some(live) => Some(live),
+        None => api.get_opt(&name).await?.map(Arc::new),
+    };
     if let Some(live) = &live {
         if !controlled_by(live.as_ref(), ms) {
             return Err(Error::ChildConflict {
@@ -96,7 +103,6 @@ pub async fn ensure<K: Child>(
             });
         }
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let applied = api
         .patch(
             &name,

@@ -15,7 +15,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
-use crate::apply::{Outcome, ensure, ensure_absent, hand_replicas_to_autoscaler, owns_replicas};
+use crate::apply::{
+    Outcome, controlled_by, ensure, ensure_absent, hand_replicas_to_autoscaler, owns_replicas,
+};
 use crate::cache::Stores;
 use crate::context::Context;
 use crate::error::Error;
@@ -26,6 +28,8 @@ use crate::{dependencies, desired};
 /// How often a MicroService is looked at again with no event. Cheap: nothing
 /// is written for children that are already right.
 pub const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a MicroService blocked by someone else's object is looked at again.
+const CONFLICT_RETRY: Duration = Duration::from_secs(30);
 
 /// The controller's reconcile function.
 pub async fn reconcile(ms: Arc<MicroService>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -94,7 +98,14 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
                     )
                     .await;
                 }
-                Ok(Action::requeue(RESYNC))
+                // A conflicting object carries no Berth label, so its removal
+                // triggers nothing: look again soon. A refused child waits for a spec change.
+                let again = if failure.reason == "ChildConflict" {
+                    CONFLICT_RETRY
+                } else {
+                    RESYNC
+                };
+                Ok(Action::requeue(again))
             }
             None => Err(error),
         },
@@ -117,14 +128,25 @@ async fn realize(
     let name = ms.name_any();
     let namespace = ms.namespace().unwrap_or_default();
 
-    if let Some(autoscaling) = &ms.spec.autoscaling
-        && let Some(live) = Stores::child(&stores.deployments, &name, &namespace)
-        && owns_replicas(&live)
-        && crate::apply::controlled_by(live.as_ref(), ms)
-    {
-        hand_replicas_to_autoscaler(ctx, &live, autoscaling).await?;
+    let mut desired_deployment = children.deployment;
+    if let Some(autoscaling) = &ms.spec.autoscaling {
+        match Stores::child(&stores.deployments, &name, &namespace) {
+            Some(live) if owns_replicas(&live) && controlled_by(live.as_ref(), ms) => {
+                hand_replicas_to_autoscaler(ctx, &live, autoscaling).await?;
+            }
+            Some(_) => {}
+            // A new Deployment starts inside the autoscaler's range rather than
+            // at Kubernetes' default of one; the next pass hands the count over.
+            None => {
+                desired_deployment = desired::start_within_autoscaling_range(
+                    desired_deployment,
+                    autoscaling,
+                    ms.spec.replicas,
+                );
+            }
+        }
     }
-    let deployment = ensure(ctx, ms, &stores.deployments, children.deployment).await?;
+    let deployment = ensure(ctx, ms, &stores.deployments, desired_deployment).await?;
     report(ctx, ms, "Deployment", deployment.outcome).await;
     let service = ensure(ctx, ms, &stores.services, children.service).await?;
     report(ctx, ms, "Service", service.outcome).await;
@@ -187,6 +209,14 @@ async fn write_status(
     )
     .await?;
     ctx.metrics.wrote("MicroService", "status");
+    let ready = status.conditions.iter().find(|c| c.type_ == status::READY);
+    tracing::info!(
+        ready = ready.map(|c| c.status.as_str()),
+        reason = ready.map(|c| c.reason.as_str()),
+        replicas = status.replicas,
+        ready_replicas = status.ready_replicas,
+        "status updated"
+    );
     Ok(true)
 }
 

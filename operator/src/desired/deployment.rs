@@ -18,7 +18,7 @@ use kube::ResourceExt;
 
 use super::{DesiredError, child_meta, labels, with_spec_hash};
 use crate::dependencies::{ResolvedDependency, env_var_name};
-use crate::microservice::{Health, ImagePullPolicy, MicroService};
+use crate::microservice::{Autoscaling, Health, ImagePullPolicy, MicroService};
 
 /// Name of the container port; probes and the Service refer to it by name.
 pub const CONTAINER_PORT_NAME: &str = "http";
@@ -62,6 +62,23 @@ pub fn desired_deployment(
         }),
         status: None,
     }))
+}
+
+/// Sets the replicas of a Deployment about to be created with autoscaling on:
+/// `spec.replicas` kept within the autoscaler's range.
+pub fn start_within_autoscaling_range(
+    deployment: Deployment,
+    autoscaling: &Autoscaling,
+    replicas: i32,
+) -> Deployment {
+    let mut deployment = deployment;
+    if let Some(spec) = deployment.spec.as_mut() {
+        let max = autoscaling.max_replicas.max(autoscaling.min_replicas);
+        spec.replicas = Some(replicas.clamp(autoscaling.min_replicas, max));
+    }
+    // The hash must say that this apply set replicas, so the next pass sees a
+    // difference and hands them over.
+    with_spec_hash(deployment)
 }
 
 fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {

@@ -21,7 +21,7 @@ use crate::dependencies::ResolvedDependency;
 use crate::microservice::MicroService;
 
 pub use autoscaler::desired_autoscaler;
-pub use deployment::{CONTAINER_PORT_NAME, desired_deployment};
+pub use deployment::{CONTAINER_PORT_NAME, desired_deployment, start_within_autoscaling_range};
 pub use disruption_budget::desired_disruption_budget;
 pub use service::desired_service;
 
@@ -90,6 +90,13 @@ pub fn owner_reference(ms: &MicroService) -> Result<OwnerReference, DesiredError
 /// annotation is added). FNV-1a, so the value is stable across builds and
 /// toolchains: an operator upgrade does not look like a spec change.
 pub(crate) fn with_spec_hash<K: Resource + serde::Serialize>(mut obj: K) -> K {
+    // A re-stamp after a change must not hash the previous stamp.
+    if let Some(annotations) = obj.meta_mut().annotations.as_mut() {
+        annotations.remove(SPEC_HASH_ANNOTATION);
+        if annotations.is_empty() {
+            obj.meta_mut().annotations = None;
+        }
+    }
     let bytes = serde_json::to_vec(&obj).expect("k8s objects serialize");
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -265,3 +265,26 @@ fn unpersisted_microservice_is_an_error_not_a_panic() {
         Err(DesiredError::MissingMetadata("uid"))
     );
 }
+
+#[test]
+fn a_new_autoscaled_deployment_starts_inside_the_range() {
+    let ms = full();
+    let autoscaling = ms.spec.autoscaling.clone().unwrap();
+    let hash = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        d.metadata.annotations.as_ref().unwrap()[SPEC_HASH_ANNOTATION].clone()
+    };
+    let plain = desired_deployment(&ms, &[]).unwrap();
+    let started = start_within_autoscaling_range(plain.clone(), &autoscaling, 1);
+    assert_eq!(
+        started.spec.as_ref().unwrap().replicas,
+        Some(2),
+        "min 2, not Kubernetes' default 1"
+    );
+    assert_ne!(
+        hash(&started),
+        hash(&plain),
+        "the next pass must see the hand-over is due"
+    );
+    let started = start_within_autoscaling_range(plain, &autoscaling, 4);
+    assert_eq!(started.spec.unwrap().replicas, Some(4));
+}
