@@ -1,11 +1,14 @@
 # Berth's entry points. `make run` brings up everything on a fresh machine;
 # `make test` runs every test (it is what .ci/run calls). Each area keeps its
-# targets in mk/<area>.mk.
+# targets in mk/<area>.mk; `make help` lists them all.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help
+.PHONY: help test
+
+test: lint test-operator test-services test-e2e ## every test: lint, operator unit tests, services on both stores, e2e on the local cluster
+
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'

@@ -1,0 +1,401 @@
+//! Harness for end-to-end tests against a real cluster (`$KUBECONFIG`): each
+//! test gets its own namespace and its own operator process scoped to it, so
+//! tests run in parallel without seeing each other, and a test can kill and
+//! restart "its" operator or count the writes it made.
+//!
+//! There is no skipping: without a reachable cluster every test fails, which
+//! is what CI needs. `make test-e2e` brings the local cluster up first.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use berth_operator::MicroService;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{Condition, await_condition, conditions};
+use kube::{Api, Client, Resource};
+use serde_json::json;
+
+/// How long any single wait may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The workspace root (for the committed CRD and the operator binary).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// A client for `$KUBECONFIG`; fails loudly when there is no cluster.
+pub async fn client() -> Client {
+    let client = Client::try_default()
+        .await
+        .expect("no cluster: set KUBECONFIG (make cluster-up prints it) — e2e tests never skip");
+    client
+        .apiserver_version()
+        .await
+        .expect("the cluster in KUBECONFIG does not answer");
+    client
+}
+
+/// Installs (or updates) the CRD from `crds/microservice.yaml` and waits until it is Established.
+pub async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let path = workspace_root().join("crds/microservice.yaml");
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
+        .context("parsing the committed CRD")?;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = crd.metadata.name.clone().context("CRD has a name")?;
+    api.patch(
+        &name,
+        &PatchParams::apply("berth-e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    wait_for(&api, &name, conditions::is_crd_established()).await?;
+    Ok(())
+}
+
+/// Waits until `cond` holds for the object `name`, failing after [`TIMEOUT`].
+pub async fn wait_for<K>(api: &Api<K>, name: &str, cond: impl Condition<K>) -> anyhow::Result<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(obj))) => Ok(obj),
+        Ok(Ok(None)) => bail!("{name} was deleted while waiting for a condition"),
+        Ok(Err(e)) => bail!("watching {name}: {e}"),
+        Err(_) => bail!(
+            "timed out after {TIMEOUT:?} waiting for a condition on {name}: {:?}",
+            api.get_opt(name).await.ok().flatten()
+        ),
+    }
+}
+
+/// Waits until `name` no longer exists.
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let deleted = async {
+        loop {
+            if api.get_opt(name).await?.is_none() {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, deleted)
+        .await
+        .with_context(|| format!("timed out waiting for {name} to be deleted"))?
+}
+
+/// Polls `check` until it returns `Some`, failing after [`TIMEOUT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let poll = async {
+        loop {
+            if let Some(v) = check().await? {
+                return anyhow::Ok(v);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(TIMEOUT, poll)
+        .await
+        .with_context(|| format!("timed out waiting until {what}"))?
+}
+
+/// A namespace of one test, deleted (without waiting) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &Client, prefix: &str) -> Self {
+        let suffix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() % 100_000)
+            .unwrap_or_default();
+        let name = format!("e2e-{prefix}-{suffix}");
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": { "name": name, "labels": { "berth.dev/e2e": "true" } }
+        }))
+        .expect("namespace JSON");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        Self {
+            name,
+            client: client.clone(),
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // The test's runtime is blocked in this drop, and a kube Client runs
+        // its request buffer on the runtime that made it: so a thread with its
+        // own runtime and its own client deletes the namespace. The cluster
+        // finishes the deletion in the background.
+        let name = self.name.clone();
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let client = Client::try_default().await?;
+                Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::background())
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!("could not delete test namespace {}", self.name);
+        }
+    }
+}
+
+/// The operator binary, built by `cargo build -p berth-operator` before the tests.
+pub fn operator_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("BERTH_OPERATOR_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("debug/berth-operator")
+}
+
+/// An operator process watching one namespace. Stopped (SIGKILL) when dropped.
+pub struct Operator {
+    child: Option<Child>,
+    pub namespace: String,
+    pub metrics_addr: String,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Starts the operator for `namespace` and waits until `/readyz` says ready.
+    /// `BERTH_E2E_OPERATOR_KUBECONFIG` runs it with other credentials (the
+    /// chart's ServiceAccount, to prove its RBAC); by default `$KUBECONFIG`.
+    pub async fn start(namespace: &str) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let logs = workspace_root().join("target/e2e-logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("operator-{namespace}.log"));
+        let mut op = Self {
+            child: None,
+            namespace: namespace.into(),
+            metrics_addr,
+            log,
+        };
+        op.spawn()?;
+        op.wait_ready().await?;
+        Ok(op)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let mut cmd = Command::new(operator_binary());
+        cmd.args([
+            "run",
+            "--namespace",
+            &self.namespace,
+            "--metrics-addr",
+            &self.metrics_addr,
+        ])
+        .env(
+            "RUST_LOG",
+            std::env::var("BERTH_E2E_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(log);
+        if let Ok(kubeconfig) = std::env::var("BERTH_E2E_OPERATOR_KUBECONFIG") {
+            cmd.args(["--kubeconfig", &kubeconfig]);
+        }
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "starting {} (run cargo build -p berth-operator)",
+                operator_binary().display()
+            )
+        })?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits for `/readyz` to answer 200.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let url = format!("http://{}/readyz", self.metrics_addr);
+        eventually("the operator is ready", || async {
+            Ok(match reqwest::get(&url).await {
+                Ok(r) if r.status().is_success() => Some(()),
+                _ => None,
+            })
+        })
+        .await
+        .with_context(|| format!("operator log: {}", self.log.display()))
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again after [`Operator::kill`] and waits until ready.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn()?;
+        self.wait_ready().await
+    }
+
+    /// The operator's `/metrics` text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(
+            reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+                .await?
+                .text()
+                .await?,
+        )
+    }
+
+    /// Sum of every sample of a metric (all label sets).
+    pub async fn metric_sum(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Writes the operator has sent to the API server so far (applies, deletes, status, events).
+    pub async fn writes(&self) -> anyhow::Result<f64> {
+        self.metric_sum("berth_api_writes_total").await
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A test's namespace, with the CRD installed and an operator watching it.
+pub struct Env {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub operator: Operator,
+}
+
+impl Env {
+    pub async fn new(prefix: &str) -> Self {
+        let client = client().await;
+        install_crd(&client).await.expect("install the CRD");
+        let ns = TestNamespace::new(&client, prefix).await;
+        let operator = Operator::start(&ns.name).await.expect("start the operator");
+        Self {
+            client,
+            ns,
+            operator,
+        }
+    }
+
+    pub fn microservices(&self) -> Api<MicroService> {
+        self.ns.api()
+    }
+
+    /// Applies a MicroService given as YAML (the spec part), like `kubectl apply --server-side`.
+    pub async fn apply_microservice(
+        &self,
+        name: &str,
+        spec_yaml: &str,
+    ) -> anyhow::Result<MicroService> {
+        let spec: serde_json::Value = serde_yaml::from_str(spec_yaml)?;
+        let body = json!({
+            "apiVersion": "berth.dev/v1alpha1",
+            "kind": "MicroService",
+            "metadata": { "name": name, "namespace": self.ns.name },
+            "spec": spec,
+        });
+        Ok(self
+            .microservices()
+            .patch(
+                name,
+                &PatchParams::apply("berth-e2e").force(),
+                &Patch::Apply(&body),
+            )
+            .await?)
+    }
+
+    /// Waits until the MicroService reports Ready=True for its current generation.
+    pub async fn wait_ready(&self, name: &str) -> anyhow::Result<MicroService> {
+        wait_for(&self.microservices(), name, is_ready_for_generation).await
+    }
+}
+
+/// Condition: status describes the current generation and says Ready=True.
+pub fn is_ready_for_generation(ms: Option<&MicroService>) -> bool {
+    ms.is_some_and(|ms| {
+        let status = ms.status.as_ref();
+        status.and_then(|s| s.observed_generation) == ms.metadata.generation
+            && status
+                .map(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+                .unwrap_or(false)
+    })
+}
+
+/// The status condition `type_` of a MicroService, if present.
+pub fn condition(
+    ms: &MicroService,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    ms.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// The cluster's kubectl: `$KUBECTL`, else the one the local cluster built.
+pub fn kubectl() -> Command {
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/berth/bin/kubectl")
+    });
+    Command::new(bin)
+}

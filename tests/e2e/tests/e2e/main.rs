@@ -1,0 +1,8 @@
+//! End-to-end tests of the operator against the cluster in `$KUBECONFIG`.
+//! One test binary (one link on a 2-core machine), one module per area.
+
+mod autoscaling;
+mod dependencies;
+mod lifecycle;
+mod quiet;
+mod validation;

@@ -1,0 +1,83 @@
+//! A converged MicroService costs nothing: no writes while nothing changes,
+//! and none after an operator restart for objects that are already right.
+
+use std::time::Duration;
+
+use berth_e2e::{Env, Operator, condition, eventually, wait_for};
+use berth_operator::MicroService;
+use kube::ResourceExt;
+
+/// How long "quiet" is observed: longer than the debounce and several HPA syncs.
+const QUIET: Duration = Duration::from_secs(20);
+/// No writes for this long counts as settled: longer than the test cluster's 5 s HPA sync.
+const SETTLE: Duration = Duration::from_secs(6);
+
+/// Waits until the operator's write count stops growing for a few seconds.
+async fn settled(op: &Operator) -> f64 {
+    eventually("the operator stops writing", || async {
+        let before = op.writes().await?;
+        tokio::time::sleep(SETTLE).await;
+        let after = op.writes().await?;
+        Ok((before == after).then_some(after))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_converged_microservice_causes_no_writes_even_across_a_restart() {
+    let mut env = Env::new("quiet").await;
+    let spec = "image: registry.local/item:1.0.0\nresources: { requests: { cpu: 100m } }\nautoscaling: { minReplicas: 2, maxReplicas: 3 }\ndisruptionBudget: {}";
+    env.apply_microservice("item", spec).await.unwrap();
+    env.wait_ready("item").await.unwrap();
+    // The autoscaler reports once metrics exist; that status change is real news.
+    wait_for(&env.microservices(), "item", |ms: Option<&MicroService>| {
+        ms.and_then(|ms| condition(ms, "ScalingActive"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await
+    .unwrap();
+    let before = settled(&env.operator).await;
+    let version = env
+        .microservices()
+        .get("item")
+        .await
+        .unwrap()
+        .resource_version();
+
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        env.operator.writes().await.unwrap(),
+        before,
+        "writes during a quiet interval"
+    );
+    let ms = env.microservices().get("item").await.unwrap();
+    assert_eq!(
+        ms.resource_version(),
+        version,
+        "the MicroService (and its status) did not change"
+    );
+
+    // A restart re-lists everything and reconciles every object once.
+    env.operator.restart().await.unwrap();
+    let reconciled = eventually("the restarted operator reconciled", || async {
+        let n = env.operator.metric_sum("berth_reconciles_total").await?;
+        Ok((n >= 1.0).then_some(n))
+    })
+    .await
+    .unwrap();
+    assert!(reconciled >= 1.0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.operator.writes().await.unwrap(),
+        0.0,
+        "no writes after a restart for objects already right"
+    );
+    assert!(
+        env.operator
+            .metric_sum("berth_children_unchanged_total")
+            .await
+            .unwrap()
+            >= 4.0
+    );
+}
