@@ -23,6 +23,9 @@ pub mod reconcile;
 pub mod status;
 pub mod telemetry;
 
+#[cfg(test)]
+mod request_shape_tests;
+
 pub use microservice::{MicroService, MicroServiceSpec, MicroServiceStatus};
 
 /// The CRD as YAML, exactly as committed in `crds/microservice.yaml`.

@@ -1,0 +1,236 @@
+//! Request-shape tests: one reconcile against kube's mocked client, asserting
+//! every request the operator sends, in order (method, path, field manager,
+//! content type, key parts of the body). What the API server then does with
+//! them is the e2e suite's job; this pins down what Berth asks for.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::reflector;
+use serde_json::{Value, json};
+
+use crate::cache::Stores;
+use crate::context::Context;
+use crate::desired::fixtures::microservice;
+use crate::metrics::Metrics;
+use crate::reconcile::reconcile;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn context() -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let stores = Stores {
+        microservices: reflector::store().0,
+        deployments: reflector::store().0,
+        services: reflector::store().0,
+        autoscalers: reflector::store().0,
+        disruption_budgets: reflector::store().0,
+    };
+    (
+        Arc::new(Context::new(client, stores, Arc::new(Metrics::default()))),
+        handle,
+    )
+}
+
+/// The next request, checked for method and path, answered with `status` and `body`.
+async fn expect(
+    handle: &mut Handle,
+    method: Method,
+    path: &str,
+    status: StatusCode,
+    reply: impl FnOnce(&Value) -> Value,
+) -> (String, Value) {
+    let (request, send) = handle.next_request().await.expect("a request was sent");
+    assert_eq!(request.method(), method, "method of {}", request.uri());
+    assert_eq!(request.uri().path(), path);
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let answer = reply(&body);
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+            .unwrap(),
+    );
+    (
+        format!("{query} {}", content_type.unwrap_or_default()),
+        body,
+    )
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+fn is_berth_apply(shape: &str) {
+    assert!(shape.contains("fieldManager=berth-operator"), "{shape}");
+    assert!(shape.contains("force=true"), "{shape}");
+    assert!(shape.contains("application/apply-patch+yaml"), "{shape}");
+}
+
+#[tokio::test]
+async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
+    let (ctx, mut handle) = context();
+    let ms = Arc::new(microservice("item"));
+    let reconciling = tokio::spawn(reconcile(ms, ctx));
+
+    let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
+    let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
+    expect(
+        &mut handle,
+        Method::GET,
+        deployment,
+        StatusCode::NOT_FOUND,
+        |_| not_found(),
+    )
+    .await;
+    let (shape, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        deployment,
+        StatusCode::OK,
+        |b| b.clone(),
+    )
+    .await;
+    is_berth_apply(&shape);
+    assert_eq!(body["kind"], "Deployment");
+    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-item");
+    assert_eq!(body["spec"]["replicas"], 1);
+    assert!(body["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
+    let (_, event) = expect(
+        &mut handle,
+        Method::POST,
+        events,
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+    assert_eq!(
+        (event["reason"].as_str(), event["type"].as_str()),
+        (Some("Created"), Some("Normal"))
+    );
+    assert_eq!(event["regarding"]["kind"], "MicroService");
+
+    let service = "/api/v1/namespaces/shop/services/item";
+    expect(
+        &mut handle,
+        Method::GET,
+        service,
+        StatusCode::NOT_FOUND,
+        |_| not_found(),
+    )
+    .await;
+    let (shape, body) = expect(&mut handle, Method::PATCH, service, StatusCode::OK, |b| {
+        b.clone()
+    })
+    .await;
+    is_berth_apply(&shape);
+    assert_eq!(body["spec"]["ports"][0]["targetPort"], "http");
+    expect(
+        &mut handle,
+        Method::POST,
+        events,
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+
+    // No autoscaler or budget asked for and none cached: nothing to delete, no request.
+    let status = "/apis/berth.dev/v1alpha1/namespaces/shop/microservices/item/status";
+    let (shape, body) = expect(&mut handle, Method::PATCH, status, StatusCode::OK, |b| {
+        let mut ms = serde_json::to_value(microservice("item")).unwrap();
+        ms["status"] = b["status"].clone();
+        ms
+    })
+    .await;
+    is_berth_apply(&shape);
+    assert_eq!(body["kind"], "MicroService");
+    assert_eq!(body["status"]["observedGeneration"], 1);
+    assert_eq!(body["status"]["selector"], "berth.dev/microservice=item");
+    assert!(
+        body.get("spec").is_none(),
+        "a status apply carries only status"
+    );
+
+    reconciling.await.unwrap().expect("reconcile succeeds");
+    // The reconcile dropped the client: no request was left unanswered or unexpected.
+    assert!(handle.next_request().await.is_none(), "no further request");
+}
+
+#[tokio::test]
+async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
+    let (ctx, mut handle) = context();
+    let ms = Arc::new(microservice("item"));
+    let reconciling = tokio::spawn(reconcile(ms, ctx));
+    let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
+    expect(
+        &mut handle,
+        Method::GET,
+        deployment,
+        StatusCode::NOT_FOUND,
+        |_| not_found(),
+    )
+    .await;
+    expect(&mut handle, Method::PATCH, deployment, StatusCode::UNPROCESSABLE_ENTITY, |_| {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+               "message": "Deployment.apps \"item\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value"})
+    })
+    .await;
+    let status = "/apis/berth.dev/v1alpha1/namespaces/shop/microservices/item/status";
+    let (_, body) = expect(&mut handle, Method::PATCH, status, StatusCode::OK, |b| {
+        let mut ms = serde_json::to_value(microservice("item")).unwrap();
+        ms["status"] = b["status"].clone();
+        ms
+    })
+    .await;
+    let degraded = body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("InvalidChild"))
+    );
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("resources.requests")
+    );
+    let (_, event) = expect(
+        &mut handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/shop/events",
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("InvalidChild"))
+    );
+    let action = reconciling
+        .await
+        .unwrap()
+        .expect("reported, not retried as an error");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(crate::reconcile::RESYNC)
+    );
+}
