@@ -71,6 +71,15 @@ async fn expect(
     )
 }
 
+const STATUS: &str = "/apis/berth.dev/v1alpha1/namespaces/shop/microservices/item/status";
+
+/// What the API server answers to a status apply: the MicroService with that status.
+fn with_applied_status(apply: &Value) -> Value {
+    let mut ms = serde_json::to_value(microservice("item")).unwrap();
+    ms["status"] = apply["status"].clone();
+    ms
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
@@ -149,12 +158,13 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
     .await;
 
     // No autoscaler or budget asked for and none cached: nothing to delete, no request.
-    let status = "/apis/berth.dev/v1alpha1/namespaces/shop/microservices/item/status";
-    let (shape, body) = expect(&mut handle, Method::PATCH, status, StatusCode::OK, |b| {
-        let mut ms = serde_json::to_value(microservice("item")).unwrap();
-        ms["status"] = b["status"].clone();
-        ms
-    })
+    let (shape, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        STATUS,
+        StatusCode::OK,
+        with_applied_status,
+    )
     .await;
     is_berth_apply(&shape);
     assert_eq!(body["kind"], "MicroService");
@@ -189,12 +199,13 @@ async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
                "message": "Deployment.apps \"item\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value"})
     })
     .await;
-    let status = "/apis/berth.dev/v1alpha1/namespaces/shop/microservices/item/status";
-    let (_, body) = expect(&mut handle, Method::PATCH, status, StatusCode::OK, |b| {
-        let mut ms = serde_json::to_value(microservice("item")).unwrap();
-        ms["status"] = b["status"].clone();
-        ms
-    })
+    let (_, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        STATUS,
+        StatusCode::OK,
+        with_applied_status,
+    )
     .await;
     let degraded = body["status"]["conditions"]
         .as_array()
