@@ -2,6 +2,8 @@
 //! graceful shutdown. A MicroService is reconciled when it changes, when one
 //! of its children changes (so hand edits and deletions are put right), and
 //! when a MicroService it depends on changes (appears, disappears, readiness).
+//! With leader election, every replica watches but only the leader reconciles;
+//! a replica that becomes leader reconciles everything once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,12 +13,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::Client;
 use kube::runtime::Controller;
-use kube::runtime::controller::Config;
+use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::cache::{self, WatchHealth};
 use crate::context::Context;
 use crate::dependencies::dependents;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::reconcile::{error_policy, reconcile};
 
@@ -70,6 +73,7 @@ pub fn start(
     client: Client,
     settings: Settings,
     metrics: Arc<Metrics>,
+    leadership: Leadership,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> (Probe, impl Future<Output = ()>) {
     let watches = WatchHealth::default();
@@ -85,6 +89,24 @@ pub fn start(
     let ctx = Arc::new(Context::new(client, stores.clone(), metrics));
 
     let all = stores.microservices.clone();
+    // Each time this replica becomes leader, everything is looked at once.
+    let became_leader = futures::stream::unfold(leadership.changes(), |mut rx| async move {
+        loop {
+            rx.changed().await.ok()?;
+            if *rx.borrow_and_update() {
+                return Some(((), rx));
+            }
+        }
+    });
+    let reconcile_if_leader = move |ms, ctx| {
+        let leading = leadership.leading();
+        async move {
+            if !leading {
+                return Ok(Action::await_change());
+            }
+            reconcile(ms, ctx).await
+        }
+    };
     let controller =
         Controller::for_shared_stream(triggers.microservices, stores.microservices.clone())
             .owns_shared_stream(triggers.deployments)
@@ -103,8 +125,9 @@ pub fn start(
                     .concurrency(settings.concurrency)
                     .debounce(settings.debounce),
             )
+            .reconcile_all_on(became_leader)
             .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, ctx)
+            .run(reconcile_if_leader, error_policy, ctx)
             .for_each(|result| async move {
                 match result {
                     Ok((obj, _)) => tracing::debug!(%obj, "reconciled"),

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod client_gate;
 pub mod context;
 pub mod controller;
 pub mod dependencies;
@@ -17,6 +18,7 @@ pub mod desired;
 pub mod drift;
 pub mod error;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod microservice;
 pub mod reconcile;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use berth_operator::client_gate::GateLayer;
 use berth_operator::controller::{self, Settings};
+use berth_operator::leader::{self, Leadership, LeaseSettings};
 use berth_operator::metrics::Metrics;
 use berth_operator::telemetry::{self, LogFormat};
 use clap::{Parser, Subcommand};
@@ -60,6 +62,32 @@ struct RunArgs {
     /// MicroServices reconciled at once.
     #[arg(long, env = "BERTH_CONCURRENCY", default_value_t = 8, global = true)]
     concurrency: u16,
+    /// Elect a leader with a Lease: only the holder writes (run with this on when there is more than one replica).
+    #[arg(long, env = "BERTH_LEADER_ELECT", global = true)]
+    leader_elect: bool,
+    /// Name of the Lease used for leader election.
+    #[arg(
+        long,
+        env = "BERTH_LEASE_NAME",
+        default_value = "berth-operator",
+        global = true
+    )]
+    lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "BERTH_LEASE_NAMESPACE", global = true)]
+    lease_namespace: Option<String>,
+    /// Seconds a lease stays valid after its last renewal: how long a failed
+    /// leader can block the others.
+    #[arg(
+        long,
+        env = "BERTH_LEASE_DURATION",
+        default_value_t = 15,
+        global = true
+    )]
+    lease_duration: u64,
+    /// Seconds before expiry at which the leader renews.
+    #[arg(long, env = "BERTH_LEASE_GRACE", default_value_t = 5, global = true)]
+    lease_grace: u64,
 }
 
 #[tokio::main]
@@ -76,8 +104,37 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
-    let client = client(args.kubeconfig.as_deref()).await?;
     let metrics = Arc::new(Metrics::default());
+    let config = config(args.kubeconfig.as_deref()).await?;
+    let leadership = if args.leader_elect {
+        let settings = LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone().unwrap_or_else(|| {
+                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into())
+            }),
+            identity: leader::default_identity(),
+            duration: Duration::from_secs(args.lease_duration),
+            grace: Duration::from_secs(args.lease_grace),
+        };
+        anyhow::ensure!(
+            settings.grace < settings.duration,
+            "--lease-grace must be shorter than --lease-duration"
+        );
+        tracing::info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "leader election on");
+        let lease_client =
+            kube::Client::try_from(config.clone()).context("building the lease client")?;
+        Leadership::elect(lease_client, settings, metrics.clone()).await?
+    } else {
+        metrics.leader.set(1);
+        Leadership::always()
+    };
+    let client = kube::client::ClientBuilder::try_from(config)
+        .context("building the Kubernetes client")?
+        .with_layer(&GateLayer {
+            leadership: leadership.clone(),
+            metrics: metrics.clone(),
+        })
+        .build();
     let (stop_tx, stop_rx) = watch::channel(false);
     let settings = Settings {
         namespace: args.namespace.clone(),
@@ -90,7 +147,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let (probe, controller) = controller::start(client, settings, metrics, shutdown);
+    let (probe, controller) = controller::start(client, settings, metrics, leadership, shutdown);
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
@@ -114,7 +171,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+async fn config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -127,7 +184,7 @@ async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Cl
     };
     let mut config = config;
     config.read_timeout = Some(Duration::from_secs(295));
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    Ok(config)
 }
 
 async fn wait_for_signal() {

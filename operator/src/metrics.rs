@@ -21,6 +21,12 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: String,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -37,6 +43,11 @@ pub struct Metrics {
     pub writes: Family<WriteLabels, Counter>,
     /// Children found already up to date, so no apply was sent.
     pub unchanged: Family<KindLabels, Counter>,
+    /// Every request sent to the API server (reads, watches and writes), by
+    /// verb and resource: counted by the client layer in `client_gate`.
+    pub requests: Family<RequestLabels, Counter>,
+    /// 1 while this replica holds the leader lease (always 1 without election).
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -48,6 +59,8 @@ impl Default for Metrics {
         let managed = Gauge::default();
         let writes = Family::<WriteLabels, Counter>::default();
         let unchanged = Family::<KindLabels, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -74,6 +87,16 @@ impl Default for Metrics {
             "Children found up to date, so not applied",
             unchanged.clone(),
         );
+        registry.register(
+            "api_requests",
+            "Requests sent to the API server, by verb and resource",
+            requests.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -82,6 +105,8 @@ impl Default for Metrics {
             managed,
             writes,
             unchanged,
+            requests,
+            leader,
         }
     }
 }
@@ -105,6 +130,15 @@ impl Metrics {
             .get_or_create(&WriteLabels {
                 kind: kind.into(),
                 verb: verb.into(),
+            })
+            .inc();
+    }
+
+    pub fn requested(&self, verb: &str, resource: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
             })
             .inc();
     }

@@ -194,6 +194,8 @@ pub struct Operator {
     pub namespace: String,
     pub metrics_addr: String,
     pub log: PathBuf,
+    /// Extra command-line arguments (see [`Operator::start_with`]).
+    extra_args: Vec<String>,
 }
 
 impl Operator {
@@ -201,16 +203,27 @@ impl Operator {
     /// `BERTH_E2E_OPERATOR_KUBECONFIG` runs it with other credentials (the
     /// chart's ServiceAccount, to prove its RBAC); by default `$KUBECONFIG`.
     pub async fn start(namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(namespace, &[]).await
+    }
+
+    /// Like [`Operator::start`], with extra arguments (`--leader-elect`, ...).
+    /// Each process logs to its own file, named after its metrics port.
+    pub async fn start_with(namespace: &str, args: &[&str]) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let logs = workspace_root().join("target/e2e-logs");
         std::fs::create_dir_all(&logs)?;
-        let log = logs.join(format!("operator-{namespace}.log"));
+        let log = if args.is_empty() {
+            logs.join(format!("operator-{namespace}.log"))
+        } else {
+            logs.join(format!("operator-{namespace}-{port}.log"))
+        };
         let mut op = Self {
             child: None,
             namespace: namespace.into(),
             metrics_addr,
             log,
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
         };
         op.spawn()?;
         op.wait_ready().await?;
@@ -234,6 +247,7 @@ impl Operator {
             "RUST_LOG",
             std::env::var("BERTH_E2E_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
         )
+        .args(&self.extra_args)
         .stdout(Stdio::null())
         .stderr(log);
         if let Ok(kubeconfig) = std::env::var("BERTH_E2E_OPERATOR_KUBECONFIG") {
@@ -294,6 +308,29 @@ impl Operator {
             .lines()
             .filter(|l| !l.starts_with('#'))
             .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Whether the process is still running (it has not exited by itself).
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Requests the operator sent with one of `verbs` (from `berth_api_requests_total`).
+    pub async fn requests(&self, verbs: &[&str]) -> anyhow::Result<f64> {
+        let text = self.metrics().await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("berth_api_requests_total{"))
+            .filter(|l| verbs.iter().any(|v| l.contains(&format!("verb=\"{v}\""))))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
     }
@@ -389,6 +426,22 @@ pub fn condition(
         .iter()
         .find(|c| c.type_ == type_)
         .cloned()
+}
+
+/// Runs `tests/cluster/component.sh <action> <name>` on the cluster
+/// `BERTH_CLUSTER_DIR` names (the default local cluster when unset): for fault
+/// tests that stop and start the API server or etcd.
+pub fn cluster_component(action: &str, name: &str) -> anyhow::Result<()> {
+    let script = workspace_root().join("tests/cluster/component.sh");
+    let out = Command::new(&script).args([action, name]).output()?;
+    if !out.status.success() {
+        bail!(
+            "component.sh {action} {name} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// The cluster's kubectl: `$KUBECTL`, else the one the local cluster built.
