@@ -51,6 +51,7 @@ pub const GROUP: &str = "berth.dev";
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("!has(self.spec.dependencies) || !(self.metadata.name in self.spec.dependencies)").message("spec.dependencies must not name the MicroService itself").field_path(".spec.dependencies"),
+    validation = Rule::new("!has(self.spec.autoscaling) || !has(oldSelf.spec.autoscaling) || self.spec.replicas == oldSelf.spec.replicas").message("spec.replicas cannot change while autoscaling is on: the HorizontalPodAutoscaler owns the replica count. Change spec.autoscaling.minReplicas/maxReplicas instead, or remove spec.autoscaling to set replicas by hand").field_path(".spec.replicas"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("a MicroService name must be at most 63 characters: it becomes the Service's DNS name")
 )]
 #[serde(rename_all = "camelCase")]
@@ -72,7 +73,8 @@ pub struct MicroServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
 
-    /// Number of pods when autoscaling is off. Ignored while `autoscaling` is set (the autoscaler owns the count).
+    /// Number of pods when autoscaling is off. While `autoscaling` stays set it cannot be
+    /// changed (`kubectl scale` is refused): the autoscaler owns the count.
     #[serde(default = "default_replicas")]
     #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
     pub replicas: i32,
@@ -271,6 +273,14 @@ pub struct Autoscaling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("autoscaling.targetMemoryUtilizationPercentage must be between 1 and 100"))]
     pub target_memory_utilization_percentage: Option<i32>,
+    /// Target average HTTP requests per second per pod. The HPA reads it as the
+    /// `Pods` metric `http_requests_per_second` from the custom metrics API
+    /// (`custom.metrics.k8s.io`, e.g. prometheus-adapter over the services'
+    /// `http_requests_total` counters); without such an API the HPA reports
+    /// `ScalingActive=False` and so does the MicroService.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscaling.targetRequestsPerSecond must be at least 1"))]
+    pub target_requests_per_second: Option<i32>,
     /// Scale-up and scale-down policies and stabilization windows, passed to the HPA as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,

@@ -4,5 +4,6 @@
 mod autoscaling;
 mod dependencies;
 mod lifecycle;
+mod load;
 mod quiet;
 mod validation;
