@@ -10,6 +10,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::{StreamExt, future::BoxFuture};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,6 +29,12 @@ use crate::microservice::{MANAGER, MicroService};
 const SUBSCRIBER_BUFFER: usize = 1024;
 /// Objects per list page when a watch (re)starts.
 const PAGE_SIZE: u32 = 500;
+/// Watch retry delays: kube's default grows to 30 s, so after a 20 s API
+/// server outage (plus the `410 Expired` every watch gets from a restarted
+/// API server's empty watch cache) the caches stayed stale for half a minute
+/// more. Five watches retrying every 5 s at most costs the API server nothing.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Stores of everything the reconciler reads.
 #[derive(Clone)]
@@ -89,6 +96,7 @@ pub fn start(
     client: &Client,
     namespace: Option<&str>,
     health: WatchHealth,
+    trim: bool,
 ) -> (Stores, Triggers, BoxFuture<'static, ()>) {
     fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
     where
@@ -106,13 +114,14 @@ pub fn start(
     let all = watcher::Config::default().page_size(PAGE_SIZE);
 
     let (microservices, ms_trigger, ms_extra, ms_driver) =
-        shared::<MicroService>(api(client, namespace), all, health.clone(), 0, true);
+        shared::<MicroService>(api(client, namespace), all, health.clone(), 0, true, trim);
     let (deployments, dep_trigger, _, dep_driver) = shared::<Deployment>(
         api(client, namespace),
         children.clone(),
         health.clone(),
         1,
         false,
+        trim,
     );
     let (services, svc_trigger, _, svc_driver) = shared::<Service>(
         api(client, namespace),
@@ -120,6 +129,7 @@ pub fn start(
         health.clone(),
         2,
         false,
+        trim,
     );
     let (autoscalers, hpa_trigger, _, hpa_driver) = shared::<HorizontalPodAutoscaler>(
         api(client, namespace),
@@ -127,9 +137,10 @@ pub fn start(
         health.clone(),
         3,
         false,
+        trim,
     );
     let (disruption_budgets, pdb_trigger, _, pdb_driver) =
-        shared::<PodDisruptionBudget>(api(client, namespace), children, health, 4, false);
+        shared::<PodDisruptionBudget>(api(client, namespace), children, health, 4, false, trim);
 
     let drivers = async move {
         futures::join!(ms_driver, dep_driver, svc_driver, hpa_driver, pdb_driver);
@@ -168,6 +179,7 @@ fn shared<K>(
     health: WatchHealth,
     slot: usize,
     second: bool,
+    trim: bool,
 ) -> Shared<K>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
@@ -178,8 +190,12 @@ where
     let kind = K::kind(&()).into_owned();
     let driver = Box::pin(
         watcher(api, wc)
-            .default_backoff()
-            .modify(keep_own_managed_fields)
+            .backoff(RetryDelay::default())
+            .modify(move |obj| {
+                if trim {
+                    keep_own_managed_fields(obj);
+                }
+            })
             .reflect_shared(writer)
             .for_each(move |event| {
                 let failing = event.is_err();
@@ -191,6 +207,36 @@ where
             }),
     );
     (store, trigger, extra, driver)
+}
+
+/// Doubling retry delays from [`RETRY_FIRST`] to [`RETRY_MAX`], with up to 25 %
+/// jitter so the five watches do not retry in lockstep; reset by the first
+/// event that arrives.
+#[derive(Default)]
+struct RetryDelay {
+    attempts: u32,
+}
+
+impl Iterator for RetryDelay {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = RETRY_FIRST
+            .saturating_mul(1 << self.attempts.min(10))
+            .min(RETRY_MAX);
+        self.attempts = self.attempts.saturating_add(1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Some(delay.mul_f64(1.0 + f64::from(nanos % 250) / 1000.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.attempts = 0;
+    }
 }
 
 /// Drops every `managedFields` entry except Berth's own apply (read by the

@@ -86,7 +86,8 @@ pub fn describe(method: &Method, uri: &::http::Uri) -> (&'static str, String) {
     let rest = match segments.first() {
         Some(&"api") => segments.get(2..).unwrap_or_default(),
         Some(&"apis") => segments.get(3..).unwrap_or_default(),
-        _ => &[][..],
+        // Non-resource URLs: /readyz, /version.
+        _ => return (non_resource_verb(method), uri.path().to_string()),
     };
     let rest = match rest {
         ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
@@ -118,6 +119,13 @@ pub fn describe(method: &Method, uri: &::http::Uri) -> (&'static str, String) {
         _ => "other",
     };
     (verb, resource)
+}
+
+fn non_resource_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "get",
+        _ => "other",
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +167,6 @@ mod tests {
             d(Method::POST, "/apis/events.k8s.io/v1/namespaces/a/events"),
             ("create", "events".into())
         );
-        assert_eq!(d(Method::GET, "/version"), ("list", "other".into()));
+        assert_eq!(d(Method::GET, "/readyz"), ("get", "/readyz".into()));
     }
 }

@@ -32,6 +32,9 @@ pub struct Settings {
     pub concurrency: u16,
     /// Quiet time before a burst of events for one object becomes one reconcile.
     pub debounce: Duration,
+    /// Cut cached objects' managedFields down to Berth's entry (off only to
+    /// measure what that saves).
+    pub trim_cache: bool,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             namespace: None,
             concurrency: 8,
             debounce: Duration::from_millis(500),
+            trim_cache: true,
         }
     }
 }
@@ -49,6 +53,10 @@ impl Default for Settings {
 pub struct Probe {
     pub synced: Arc<AtomicBool>,
     pub watches: WatchHealth,
+    /// The API server's own `/readyz` answered 200 at the last check. Watches
+    /// stay connected through an etcd outage (the API server serves them from
+    /// its cache), so only asking the API server shows that writes would fail.
+    pub api_server: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
     pub stores: Option<cache::Stores>,
 }
@@ -62,7 +70,35 @@ impl Probe {
         if !self.watches.healthy() {
             return Err("a watch of the API server is failing");
         }
+        if !self.api_server.load(Ordering::Relaxed) {
+            return Err("the API server is not ready");
+        }
         Ok(())
+    }
+}
+
+/// How often the API server's `/readyz` is asked, and how long it may take.
+const API_CHECK_EVERY: Duration = Duration::from_secs(2);
+const API_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Keeps `ready` equal to whether the API server's `/readyz` (which includes
+/// its etcd check) answers 200. Needs no RBAC: `system:public-info-viewer`
+/// grants `/readyz` to everyone.
+async fn check_api_server(client: Client, ready: Arc<AtomicBool>) {
+    loop {
+        let request = http::Request::get("/readyz")
+            .body(Vec::new())
+            .expect("a static request");
+        let answer = tokio::time::timeout(API_CHECK_TIMEOUT, client.request_text(request)).await;
+        let now = matches!(answer, Ok(Ok(_)));
+        if now != ready.swap(now, Ordering::Relaxed) {
+            if now {
+                tracing::info!("the API server is ready again");
+            } else {
+                tracing::warn!(?answer, "the API server is not ready");
+            }
+        }
+        tokio::time::sleep(API_CHECK_EVERY).await;
     }
 }
 
@@ -77,15 +113,22 @@ pub fn start(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> (Probe, impl Future<Output = ()>) {
     let watches = WatchHealth::default();
-    let (stores, triggers, drivers) =
-        cache::start(&client, settings.namespace.as_deref(), watches.clone());
+    let (stores, triggers, drivers) = cache::start(
+        &client,
+        settings.namespace.as_deref(),
+        watches.clone(),
+        settings.trim_cache,
+    );
     let synced = Arc::new(AtomicBool::new(false));
+    let api_server = Arc::new(AtomicBool::new(true));
     let probe = Probe {
         synced: synced.clone(),
+        api_server: api_server.clone(),
         watches,
         metrics: metrics.clone(),
         stores: Some(stores.clone()),
     };
+    let client_for_checks = client.clone();
     let ctx = Arc::new(Context::new(client, stores.clone(), metrics));
 
     let all = stores.microservices.clone();
@@ -145,6 +188,7 @@ pub fn start(
         tokio::select! {
             () = async { futures::join!(controller, mark_synced); } => {}
             () = drivers => tracing::error!("watches ended unexpectedly"),
+            () = check_api_server(client_for_checks, api_server) => {}
         }
     };
     (probe, run)

@@ -88,6 +88,9 @@ struct RunArgs {
     /// Seconds before expiry at which the leader renews.
     #[arg(long, env = "BERTH_LEASE_GRACE", default_value_t = 5, global = true)]
     lease_grace: u64,
+    /// Keep every managedFields entry in the cache (for the memory benchmark's "before").
+    #[arg(long, hide = true, global = true)]
+    untrimmed_cache: bool,
 }
 
 #[tokio::main]
@@ -139,6 +142,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
+        trim_cache: !args.untrimmed_cache,
         ..Settings::default()
     };
     let shutdown = {

@@ -169,6 +169,7 @@ async fn outage(component: &str) {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let unready_during_outage = saw_unready.load(Ordering::Relaxed);
     cluster_component("start", component).unwrap();
+    let restarted = Instant::now();
     stop_polling.store(true, Ordering::Relaxed);
     assert!(
         unready_during_outage,
@@ -187,6 +188,10 @@ async fn outage(component: &str) {
         || converged(&env.client, &env.ns.name, &desired),
     )
     .await;
+    eprintln!(
+        "{component}: converged {:?} after it was started again",
+        restarted.elapsed()
+    );
     assert!(
         env.operator.alive(),
         "the operator reconnected by itself, without a restart"
