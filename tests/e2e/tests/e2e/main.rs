@@ -2,6 +2,7 @@
 //! One test binary (one link on a 2-core machine), one module per area.
 
 mod autoscaling;
+mod chart;
 mod dependencies;
 mod lifecycle;
 mod load;

@@ -1,0 +1,730 @@
+//! The Helm chart (`charts/berth-operator`): lint, what it renders (RBAC rules,
+//! security context, probes, schema errors), install, upgrade and uninstall
+//! on the cluster, and its RBAC at work: the operator running with the
+//! token of the chart's ServiceAccount manages its namespace in scoped mode,
+//! leaves the others alone, and fails with Forbidden when a rule is missing.
+//!
+//! The whole e2e suite with the cluster-wide chart RBAC is `make test-chart`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context as _, ensure};
+use berth_e2e::{
+    TestNamespace, client, eventually, install_crd, is_ready_for_generation, kubectl,
+    operator_binary, wait_deleted, wait_for, workspace_root,
+};
+use berth_operator::MicroService;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// The rules the operator needs, as (apiGroup, resource, verbs): what the
+/// chart must render, no more and no less.
+const RULES: &[(&str, &str, &[&str])] = &[
+    ("berth.dev", "microservices", &["list", "watch"]),
+    ("berth.dev", "microservices/status", &["patch"]),
+    (
+        "apps",
+        "deployments",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    ("", "services", &["get", "list", "watch", "create", "patch"]),
+    (
+        "autoscaling",
+        "horizontalpodautoscalers",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "policy",
+        "poddisruptionbudgets",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+fn chart_dir() -> PathBuf {
+    workspace_root().join("charts/berth-operator")
+}
+
+/// The cluster's helm: `$HELM`, else the one the local cluster installed.
+fn helm() -> Command {
+    let bin = std::env::var("HELM").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/berth/bin/helm")
+    });
+    Command::new(bin)
+}
+
+/// Runs `cmd`; its stdout, or an error with its stderr.
+fn run(mut cmd: Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
+    Ok(stdout)
+}
+
+/// `helm template` with `--set` values, parsed into its documents.
+fn template(sets: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let mut cmd = helm();
+    cmd.args(["template", "berth", "--namespace", "berth-system"])
+        .arg(chart_dir());
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    documents(&run(cmd)?)
+}
+
+fn documents(yaml: &str) -> anyhow::Result<Vec<Value>> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let value = Value::deserialize(doc)?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// A role's rules as apiGroup/resource -> verbs, failing on wildcards.
+fn rules_of(role: &Value) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut rules = BTreeMap::new();
+    for rule in role["rules"].as_array().context("rules")? {
+        let strings = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let all: Vec<String> = ["apiGroups", "resources", "verbs", "resourceNames"]
+            .iter()
+            .flat_map(|k| strings(k))
+            .collect();
+        ensure!(
+            !all.iter().any(|s| s.contains('*')),
+            "wildcard in rule {rule}"
+        );
+        ensure!(
+            rule.get("nonResourceURLs").is_none(),
+            "nonResourceURLs in {rule}"
+        );
+        for group in strings("apiGroups") {
+            for resource in strings("resources") {
+                let names = strings("resourceNames");
+                let key = if names.is_empty() {
+                    format!("{group}/{resource}")
+                } else {
+                    format!("{group}/{resource}{names:?}")
+                };
+                ensure!(!rules.contains_key(&key), "{key} appears in two rules");
+                rules.insert(key, strings("verbs"));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn expected_rules() -> BTreeMap<String, Vec<String>> {
+    RULES
+        .iter()
+        .map(|(g, r, verbs)| {
+            (
+                format!("{g}/{r}"),
+                verbs.iter().map(|v| v.to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn chart_lints_clean_and_ships_the_committed_crd() {
+    let mut lint = helm();
+    lint.args(["lint", "--strict"]).arg(chart_dir());
+    let out = run(lint).unwrap();
+    assert!(
+        !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+        "helm lint: {out}"
+    );
+    let mut show = helm();
+    show.args(["show", "crds"]).arg(chart_dir());
+    let shipped = run(show).unwrap();
+    let committed =
+        std::fs::read_to_string(workspace_root().join("crds/microservice.yaml")).unwrap();
+    // `helm show crds` starts each file with a document separator.
+    let shipped = shipped.trim().trim_start_matches("---").trim();
+    assert!(
+        shipped == committed.trim(),
+        "the chart's CRD differs from crds/microservice.yaml: \
+         charts/berth-operator/crds/microservice.yaml must stay a symlink to it"
+    );
+}
+
+#[test]
+fn rendered_rbac_is_exactly_what_the_operator_uses() {
+    // Cluster-wide by default.
+    let docs = template(&[]).unwrap();
+    let roles = find(&docs, "ClusterRole");
+    assert_eq!(roles.len(), 1);
+    assert_eq!(rules_of(roles[0]).unwrap(), expected_rules());
+    assert!(
+        find(&docs, "Role").is_empty(),
+        "no Role without leader election"
+    );
+    let binding = find(&docs, "ClusterRoleBinding")[0];
+    assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": "berth-berth-operator", "namespace": "berth-system" }])
+    );
+
+    // One namespace: a Role and RoleBinding there, nothing cluster-wide.
+    let docs = template(&["watchNamespace=shop"]).unwrap();
+    assert!(find(&docs, "ClusterRole").is_empty() && find(&docs, "ClusterRoleBinding").is_empty());
+    let role = find(&docs, "Role")[0];
+    assert_eq!(role["metadata"]["namespace"], "shop");
+    assert_eq!(rules_of(role).unwrap(), expected_rules());
+    let binding = find(&docs, "RoleBinding")[0];
+    assert_eq!(binding["metadata"]["namespace"], "shop");
+    assert_eq!(binding["subjects"][0]["namespace"], "berth-system");
+    let env = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .contains(&json!({ "name": "BERTH_NAMESPACE", "value": "shop" }))
+    );
+
+    // Leader election: one more Role, for the one Lease, in the lease namespace.
+    let docs = template(&["leaderElection.enabled=true", "replicaCount=2"]).unwrap();
+    let lease_role = find(&docs, "Role")[0];
+    assert_eq!(lease_role["metadata"]["namespace"], "berth-system");
+    assert_eq!(
+        lease_role["rules"],
+        json!([
+            { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"] },
+            { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+              "resourceNames": ["berth-operator"], "verbs": ["get", "patch"] },
+        ])
+    );
+    rules_of(lease_role).unwrap();
+
+    // Clusters with OwnerReferencesPermissionEnforcement: one extra rule, only when asked.
+    let docs = template(&["rbac.ownerReferencesPermissionEnforcement=true"]).unwrap();
+    let rules = rules_of(find(&docs, "ClusterRole")[0]).unwrap();
+    assert_eq!(rules["berth.dev/microservices/finalizers"], vec!["update"]);
+    assert_eq!(rules.len(), RULES.len() + 1);
+}
+
+#[test]
+fn rendered_deployment_is_restricted_and_probed() {
+    let docs = template(&["logFormat=text", "logLevel=debug"]).unwrap();
+    let deployment = find(&docs, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"], "berth/berth-operator:0.1.0",
+        "tag defaults to appVersion"
+    );
+    assert_eq!(pod["serviceAccountName"], "berth-berth-operator");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let sc = &container["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    let env = container["env"].as_array().unwrap();
+    for (name, value) in [
+        ("BERTH_LOG_FORMAT", "text"),
+        ("RUST_LOG", "debug"),
+        ("BERTH_METRICS_ADDR", "0.0.0.0:8080"),
+    ] {
+        assert!(
+            env.contains(&json!({ "name": name, "value": value })),
+            "{name}={value}"
+        );
+    }
+    assert!(env.contains(&json!({ "name": "POD_NAME",
+        "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } })));
+    assert!(
+        !env.iter().any(|e| e["name"] == "BERTH_NAMESPACE"),
+        "all namespaces by default"
+    );
+    let service = find(&docs, "Service")[0];
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    assert!(
+        find(&docs, "ServiceMonitor").is_empty() && find(&docs, "PodDisruptionBudget").is_empty()
+    );
+
+    let docs = template(&[
+        "metrics.serviceMonitor.enabled=true",
+        "podDisruptionBudget.enabled=true",
+        "leaderElection.enabled=true",
+        "replicaCount=2",
+    ])
+    .unwrap();
+    assert_eq!(find(&docs, "ServiceMonitor").len(), 1);
+    assert_eq!(find(&docs, "PodDisruptionBudget").len(), 1);
+    let args = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args,
+        &json!([
+            "run",
+            "--leader-elect",
+            "--lease-name=berth-operator",
+            "--lease-namespace=berth-system"
+        ])
+    );
+}
+
+#[test]
+fn wrong_values_fail_with_a_message_naming_them() {
+    for (set, message) in [
+        (
+            "logFormat=yaml",
+            "at '/logFormat': value must be one of 'text', 'json'",
+        ),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+        ("watchNamespace=Not_A_Namespace", "at '/watchNamespace'"),
+        (
+            "resources.limits.memory=lots",
+            "at '/resources/limits/memory'",
+        ),
+        ("replicas=2", "additional properties 'replicas' not allowed"),
+        (
+            "replicaCount=2",
+            "replicaCount > 1 needs leaderElection.enabled=true",
+        ),
+    ] {
+        let mut cmd = helm();
+        cmd.args(["template", "berth"])
+            .arg(chart_dir())
+            .args(["--set", set]);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(stderr.contains(message), "{set}: {stderr}");
+    }
+}
+
+/// `helm install`/`upgrade` of the chart as `release` into `namespace`.
+fn helm_install(verb: &str, release: &str, namespace: &str, sets: &[&str]) -> anyhow::Result<()> {
+    let mut cmd = helm();
+    cmd.args([verb, release])
+        .arg(chart_dir())
+        .args(["--namespace", namespace, "--wait", "--timeout", "90s"])
+        // The CRD is shared by every test (install_crd applies the same file
+        // first); this takes its fields over whatever other manager last applied it.
+        .arg("--force-conflicts");
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    run(cmd).map(drop)
+}
+
+fn helm_uninstall(release: &str, namespace: &str) -> anyhow::Result<()> {
+    let mut cmd = helm();
+    cmd.args([
+        "uninstall",
+        release,
+        "--namespace",
+        namespace,
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    run(cmd).map(drop)
+}
+
+fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
+}
+
+/// Rolled out: the controller saw the newest spec and every replica runs it, Ready.
+fn rolled_out(d: Option<&Deployment>) -> bool {
+    d.is_some_and(|d| {
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        d.status.as_ref().is_some_and(|s| {
+            s.observed_generation == d.metadata.generation
+                && s.updated_replicas == Some(want)
+                && s.ready_replicas == Some(want)
+                && s.replicas == Some(want)
+        })
+    })
+}
+
+#[tokio::test]
+async fn install_upgrade_and_uninstall_on_the_cluster() {
+    let client = client().await;
+    install_crd(&client).await.unwrap();
+    let ns = TestNamespace::new(&client, "chart").await;
+    let release = format!("berth-{}", ns.name.rsplit('-').next().unwrap());
+    let name = format!("{release}-berth-operator");
+
+    helm_install("install", &release, &ns.name, &[]).unwrap();
+    let deployments: Api<Deployment> = ns.api();
+    let installed = wait_for(&deployments, &name, rolled_out).await.unwrap();
+    assert_eq!(
+        env_value(&installed, "BERTH_LOG_FORMAT").as_deref(),
+        Some("json")
+    );
+    ns.api::<ServiceAccount>().get(&name).await.unwrap();
+    ns.api::<Service>()
+        .get(&format!("{name}-metrics"))
+        .await
+        .unwrap();
+    let cluster_role = Api::<ClusterRole>::all(client.clone())
+        .get(&name)
+        .await
+        .unwrap();
+    let rules = serde_json::to_value(&cluster_role).unwrap();
+    assert_eq!(rules_of(&rules).unwrap(), expected_rules());
+
+    helm_install(
+        "upgrade",
+        &release,
+        &ns.name,
+        &[
+            "logFormat=text",
+            "resources.limits.memory=512Mi",
+            "podDisruptionBudget.enabled=true",
+        ],
+    )
+    .unwrap();
+    let upgraded = wait_for(&deployments, &name, |d: Option<&Deployment>| {
+        rolled_out(d) && d.and_then(|d| env_value(d, "BERTH_LOG_FORMAT")).as_deref() == Some("text")
+    })
+    .await
+    .unwrap();
+    let limits = upgraded.spec.unwrap().template.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["memory"].0, "512Mi");
+    ns.api::<PodDisruptionBudget>().get(&name).await.unwrap();
+
+    helm_uninstall(&release, &ns.name).unwrap();
+    wait_deleted(&deployments, &name).await.unwrap();
+    for gone in [
+        ns.api::<ServiceAccount>()
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none(),
+        ns.api::<Service>()
+            .get_opt(&format!("{name}-metrics"))
+            .await
+            .unwrap()
+            .is_none(),
+        ns.api::<PodDisruptionBudget>()
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none(),
+        Api::<ClusterRole>::all(client.clone())
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none(),
+        Api::<ClusterRoleBinding>::all(client.clone())
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none(),
+    ] {
+        assert!(gone, "helm uninstall left an object of the release behind");
+    }
+}
+
+/// The operator binary run with a ServiceAccount's kubeconfig, killed on drop.
+struct OperatorAs {
+    child: Child,
+    metrics_addr: String,
+    log: PathBuf,
+}
+
+impl OperatorAs {
+    async fn start(kubeconfig: &std::path::Path, namespace: &str) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let logs = workspace_root().join("target/e2e-logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("operator-{namespace}.log"));
+        let child = Command::new(operator_binary())
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--metrics-addr",
+                &metrics_addr,
+            ])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("starting the operator (cargo build -p berth-operator)")?;
+        let op = Self {
+            child,
+            metrics_addr,
+            log,
+        };
+        let url = format!("http://{}/readyz", op.metrics_addr);
+        eventually("the operator is ready", || async {
+            Ok(reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(drop))
+        })
+        .await
+        .with_context(|| format!("operator log: {}", op.log.display()))?;
+        Ok(op)
+    }
+
+    async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(
+            reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+                .await?
+                .text()
+                .await?,
+        )
+    }
+}
+
+impl Drop for OperatorAs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs the chart watching `ns` only and writes a kubeconfig for its ServiceAccount.
+fn install_scoped(ns: &str) -> anyhow::Result<(String, PathBuf)> {
+    let release = format!("berth-{}", ns.rsplit('-').next().unwrap_or("x"));
+    helm_install("install", &release, ns, &[&format!("watchNamespace={ns}")])?;
+    let sa = format!("{release}-berth-operator");
+    let kubeconfig = workspace_root().join(format!("target/e2e-logs/{ns}.kubeconfig"));
+    let mut cmd = Command::new(workspace_root().join("tests/chart/sa-kubeconfig.sh"));
+    cmd.args([ns, &sa]).arg(&kubeconfig).args(["1h"]);
+    run(cmd)?;
+    Ok((sa, kubeconfig))
+}
+
+fn can_i(sa_namespace: &str, sa: &str, verb: &str, resource: &str, ns: &str) -> bool {
+    let mut cmd = kubectl();
+    cmd.args(["auth", "can-i", verb, resource, "-n", ns, "--as"])
+        .arg(format!("system:serviceaccount:{sa_namespace}:{sa}"));
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+async fn apply(client: &Client, ns: &str, name: &str, spec: Value) -> anyhow::Result<()> {
+    let body = json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "MicroService",
+        "metadata": { "name": name, "namespace": ns }, "spec": spec,
+    });
+    Api::<MicroService>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("berth-e2e").force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn scoped_chart_rbac_manages_its_namespace_and_leaves_others_alone() {
+    let client = client().await;
+    install_crd(&client).await.unwrap();
+    let mine = TestNamespace::new(&client, "scoped").await;
+    let other = TestNamespace::new(&client, "other").await;
+    let (sa, kubeconfig) = install_scoped(&mine.name).unwrap();
+    assert!(can_i(
+        &mine.name,
+        &sa,
+        "list",
+        "microservices.berth.dev",
+        &mine.name
+    ));
+    assert!(!can_i(
+        &mine.name,
+        &sa,
+        "list",
+        "microservices.berth.dev",
+        &other.name
+    ));
+    assert!(!can_i(
+        &mine.name,
+        &sa,
+        "patch",
+        "deployments.apps",
+        &other.name
+    ));
+
+    let operator = OperatorAs::start(&kubeconfig, &mine.name).await.unwrap();
+    let spec = json!({ "image": "registry.local/item:1.0.0", "port": 8081 });
+    apply(&client, &other.name, "item", spec.clone())
+        .await
+        .unwrap();
+    apply(&client, &mine.name, "item", spec.clone())
+        .await
+        .unwrap();
+    let ours: Api<MicroService> = mine.api();
+    wait_for(&ours, "item", is_ready_for_generation)
+        .await
+        .with_context(|| format!("operator log: {}", operator.log.display()))
+        .unwrap();
+    // Created after the other namespace's: once it is Ready, the other one
+    // has long had its chance to be (wrongly) picked up.
+    apply(&client, &mine.name, "order", spec).await.unwrap();
+    wait_for(&ours, "order", is_ready_for_generation)
+        .await
+        .unwrap();
+
+    let theirs = other.api::<MicroService>().get("item").await.unwrap();
+    assert!(
+        theirs.status.is_none(),
+        "status written outside the watched namespace"
+    );
+    assert!(
+        other
+            .api::<Deployment>()
+            .get_opt("item")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    helm_uninstall(
+        &format!("berth-{}", mine.name.rsplit('-').next().unwrap()),
+        &mine.name,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_rule_fails_with_forbidden_and_the_chart_rule_fixes_it() {
+    let client = client().await;
+    install_crd(&client).await.unwrap();
+    let ns = TestNamespace::new(&client, "forbidden").await;
+    let (sa, kubeconfig) = install_scoped(&ns.name).unwrap();
+
+    // Take `create` away from PodDisruptionBudgets: the watch still works,
+    // creating the budget does not.
+    let roles: Api<Role> = ns.api();
+    let mut role = roles.get(&sa).await.unwrap();
+    for rule in role.rules.iter_mut().flatten() {
+        if rule
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.contains(&"poddisruptionbudgets".into()))
+        {
+            rule.verbs.retain(|v| v != "create");
+        }
+    }
+    role.metadata.managed_fields = None;
+    roles
+        .replace(&sa, &Default::default(), &role)
+        .await
+        .unwrap();
+    assert!(!can_i(
+        &ns.name,
+        &sa,
+        "create",
+        "poddisruptionbudgets.policy",
+        &ns.name
+    ));
+
+    let operator = OperatorAs::start(&kubeconfig, &ns.name).await.unwrap();
+    let spec = json!({
+        "image": "registry.local/item:1.0.0", "port": 8081,
+        "disruptionBudget": { "maxUnavailable": 1 },
+    });
+    apply(&client, &ns.name, "item", spec).await.unwrap();
+    eventually("the operator reports a forbidden reconcile", || async {
+        let metrics = operator.metrics().await?;
+        Ok(metrics
+            .lines()
+            .any(|l| l.starts_with("berth_reconcile_failures_total") && l.contains("forbidden"))
+            .then_some(()))
+    })
+    .await
+    .unwrap();
+    let log = std::fs::read_to_string(&operator.log).unwrap();
+    assert!(
+        log.contains("cannot create resource \\\"poddisruptionbudgets\\\"")
+            || log.contains("cannot create resource \"poddisruptionbudgets\""),
+        "the log names the missing permission"
+    );
+    let ms = ns.api::<MicroService>().get("item").await.unwrap();
+    assert!(!is_ready_for_generation(Some(&ms)));
+    assert!(
+        ns.api::<PodDisruptionBudget>()
+            .get_opt("item")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The chart's rule back (helm takes its fields back from the hand edit):
+    // the operator gets there on its next retry.
+    let release = format!("berth-{}", ns.name.rsplit('-').next().unwrap());
+    helm_install(
+        "upgrade",
+        &release,
+        &ns.name,
+        &[&format!("watchNamespace={}", ns.name)],
+    )
+    .unwrap();
+    assert!(
+        can_i(
+            &ns.name,
+            &sa,
+            "create",
+            "poddisruptionbudgets.policy",
+            &ns.name
+        ),
+        "helm upgrade did not restore the Role: {:?}",
+        roles.get(&sa).await.unwrap().rules
+    );
+    wait_for(&ns.api::<MicroService>(), "item", is_ready_for_generation)
+        .await
+        .with_context(|| format!("operator log: {}", operator.log.display()))
+        .unwrap();
+    ns.api::<PodDisruptionBudget>().get("item").await.unwrap();
+    helm_uninstall(&release, &ns.name).unwrap();
+}
