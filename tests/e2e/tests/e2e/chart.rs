@@ -12,12 +12,13 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, ensure};
 use berth_e2e::{
-    TestNamespace, client, eventually, install_crd, is_ready_for_generation, kubectl,
+    Operator, TestNamespace, client, eventually, install_crd, is_ready_for_generation, kubectl,
     operator_binary, wait_deleted, wait_for, workspace_root,
 };
 use berth_operator::MicroService;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
 use kube::api::{Patch, PatchParams};
@@ -217,7 +218,7 @@ fn rendered_rbac_is_exactly_what_the_operator_uses() {
         json!([
             { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"] },
             { "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-              "resourceNames": ["berth-operator"], "verbs": ["get", "patch"] },
+              "resourceNames": ["berth-operator"], "verbs": ["get", "list", "watch", "patch"] },
         ])
     );
     rules_of(lease_role).unwrap();
@@ -474,7 +475,11 @@ struct OperatorAs {
 }
 
 impl OperatorAs {
-    async fn start(kubeconfig: &std::path::Path, namespace: &str) -> anyhow::Result<Self> {
+    async fn start(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -490,6 +495,7 @@ impl OperatorAs {
                 "--metrics-addr",
                 &metrics_addr,
             ])
+            .args(extra)
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
@@ -534,9 +540,10 @@ impl Drop for OperatorAs {
 }
 
 /// Installs the chart watching `ns` only and writes a kubeconfig for its ServiceAccount.
-fn install_scoped(ns: &str) -> anyhow::Result<(String, PathBuf)> {
+fn install_scoped(ns: &str, sets: &[&str]) -> anyhow::Result<(String, PathBuf)> {
     let release = format!("berth-{}", ns.rsplit('-').next().unwrap_or("x"));
-    helm_install("install", &release, ns, &[&format!("watchNamespace={ns}")])?;
+    let watch = format!("watchNamespace={ns}");
+    helm_install("install", &release, ns, &[&[watch.as_str()], sets].concat())?;
     let sa = format!("{release}-berth-operator");
     let kubeconfig = workspace_root().join(format!("target/e2e-logs/{ns}.kubeconfig"));
     let mut cmd = Command::new(workspace_root().join("tests/chart/sa-kubeconfig.sh"));
@@ -573,7 +580,7 @@ async fn scoped_chart_rbac_manages_its_namespace_and_leaves_others_alone() {
     install_crd(&client).await.unwrap();
     let mine = TestNamespace::new(&client, "scoped").await;
     let other = TestNamespace::new(&client, "other").await;
-    let (sa, kubeconfig) = install_scoped(&mine.name).unwrap();
+    let (sa, kubeconfig) = install_scoped(&mine.name, &[]).unwrap();
     assert!(can_i(
         &mine.name,
         &sa,
@@ -596,7 +603,9 @@ async fn scoped_chart_rbac_manages_its_namespace_and_leaves_others_alone() {
         &other.name
     ));
 
-    let operator = OperatorAs::start(&kubeconfig, &mine.name).await.unwrap();
+    let operator = OperatorAs::start(&kubeconfig, &mine.name, &[])
+        .await
+        .unwrap();
     let spec = json!({ "image": "registry.local/item:1.0.0", "port": 8081 });
     apply(&client, &other.name, "item", spec.clone())
         .await
@@ -641,7 +650,7 @@ async fn a_missing_rule_fails_with_forbidden_and_the_chart_rule_fixes_it() {
     let client = client().await;
     install_crd(&client).await.unwrap();
     let ns = TestNamespace::new(&client, "forbidden").await;
-    let (sa, kubeconfig) = install_scoped(&ns.name).unwrap();
+    let (sa, kubeconfig) = install_scoped(&ns.name, &[]).unwrap();
 
     // Take `create` away from PodDisruptionBudgets: the watch still works,
     // creating the budget does not.
@@ -669,7 +678,7 @@ async fn a_missing_rule_fails_with_forbidden_and_the_chart_rule_fixes_it() {
         &ns.name
     ));
 
-    let operator = OperatorAs::start(&kubeconfig, &ns.name).await.unwrap();
+    let operator = OperatorAs::start(&kubeconfig, &ns.name, &[]).await.unwrap();
     let spec = json!({
         "image": "registry.local/item:1.0.0", "port": 8081,
         "disruptionBudget": { "maxUnavailable": 1 },
@@ -727,4 +736,114 @@ async fn a_missing_rule_fails_with_forbidden_and_the_chart_rule_fixes_it() {
         .unwrap();
     ns.api::<PodDisruptionBudget>().get("item").await.unwrap();
     helm_uninstall(&release, &ns.name).unwrap();
+}
+
+#[tokio::test]
+async fn leader_election_runs_on_the_chart_lease_rules() {
+    let client = client().await;
+    install_crd(&client).await.unwrap();
+    let ns = TestNamespace::new(&client, "lease").await;
+    let (_, kubeconfig) = install_scoped(&ns.name, &["leaderElection.enabled=true"]).unwrap();
+    let lease_args = [
+        "--leader-elect",
+        "--lease-name",
+        "berth-operator",
+        "--lease-namespace",
+    ];
+    let args: Vec<&str> = lease_args
+        .iter()
+        .copied()
+        .chain([ns.name.as_str()])
+        .collect();
+    let operator = OperatorAs::start(&kubeconfig, &ns.name, &args)
+        .await
+        .unwrap();
+    // Only the lease holder writes: a Ready MicroService means the lease was won.
+    let spec = json!({ "image": "registry.local/item:1.0.0", "port": 8081 });
+    apply(&client, &ns.name, "item", spec).await.unwrap();
+    wait_for(&ns.api::<MicroService>(), "item", is_ready_for_generation)
+        .await
+        .with_context(|| format!("operator log: {}", operator.log.display()))
+        .unwrap();
+    let lease = ns.api::<Lease>().get("berth-operator").await.unwrap();
+    assert!(lease.spec.and_then(|s| s.holder_identity).is_some());
+    let log = std::fs::read_to_string(&operator.log).unwrap();
+    assert!(
+        !log.contains("forbidden"),
+        "a lease call was forbidden: {log}"
+    );
+    helm_uninstall(
+        &format!("berth-{}", ns.name.rsplit('-').next().unwrap()),
+        &ns.name,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn services_chart_runs_item_and_order_with_secret_references() {
+    let client = client().await;
+    install_crd(&client).await.unwrap();
+    let ns = TestNamespace::new(&client, "services").await;
+    let _operator = Operator::start(&ns.name).await.unwrap();
+    for service in ["item", "order"] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": format!("{service}-postgres") },
+            "stringData": { "url": format!("postgres://{service}:secret@db:5432/{service}") },
+        }))
+        .unwrap();
+        ns.api::<Secret>()
+            .create(&Default::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let chart = workspace_root().join("charts/berth-services");
+    let mut template = helm();
+    template.args(["template", "shop"]).arg(&chart);
+    let rendered = run(template).unwrap();
+    assert!(
+        !rendered.contains("postgres://"),
+        "a connection URL is inlined"
+    );
+
+    let mut install = helm();
+    install.args(["install", "shop"]).arg(&chart).args([
+        "--namespace",
+        &ns.name,
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    run(install).unwrap();
+    let microservices: Api<MicroService> = ns.api();
+    for name in ["item", "order"] {
+        wait_for(&microservices, name, is_ready_for_generation)
+            .await
+            .unwrap();
+    }
+    let order = ns.api::<Deployment>().get("order").await.unwrap();
+    let env = &order.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap();
+    let url = env.iter().find(|e| e.name == "DATABASE_URL").unwrap();
+    let secret_ref = url
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (secret_ref.name.as_str(), secret_ref.key.as_str()),
+        ("order-postgres", "url")
+    );
+    assert!(
+        env.iter().any(|e| e.name == "ITEM_URL"),
+        "order depends on item"
+    );
+
+    helm_uninstall("shop", &ns.name).unwrap();
+    for name in ["item", "order"] {
+        wait_deleted(&microservices, name).await.unwrap();
+    }
 }
