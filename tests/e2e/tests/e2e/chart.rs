@@ -359,6 +359,20 @@ fn helm_uninstall(release: &str, namespace: &str) -> anyhow::Result<()> {
     run(cmd).map(drop)
 }
 
+/// Uninstalls a release when a test fails half-way: its ClusterRole and
+/// ClusterRoleBinding would outlive the test namespace.
+struct UninstallOnDrop(String, String);
+
+impl Drop for UninstallOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = helm()
+                .args(["uninstall", &self.0, "--namespace", &self.1])
+                .output();
+        }
+    }
+}
+
 fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
     deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
         .env
@@ -391,6 +405,7 @@ async fn install_upgrade_and_uninstall_on_the_cluster() {
     let name = format!("{release}-berth-operator");
 
     helm_install("install", &release, &ns.name, &[]).unwrap();
+    let _cleanup = UninstallOnDrop(release.clone(), ns.name.clone());
     let deployments: Api<Deployment> = ns.api();
     let installed = wait_for(&deployments, &name, rolled_out).await.unwrap();
     assert_eq!(
