@@ -32,6 +32,10 @@ const USAGE_CPU: &str = "kwok.x-k8s.io/usage-cpu";
 const LOADED: &str = "500m";
 /// Usage without load: 5 % of the request.
 const IDLE: &str = "5m";
+/// Request rate per pod that tests/cluster/custom-metrics serves as the
+/// custom metric `http_requests_per_second` (the stand-in for the services'
+/// `http_requests_total` counters that prometheus-adapter would turn into it).
+const USAGE_RPS: &str = "berth.dev/usage-requests-per-second";
 const SELECTOR: &str = "berth.dev/microservice=web";
 
 const SPEC: &str = "\
@@ -47,7 +51,11 @@ autoscaling:
 
 /// Keeps every pod of [`SELECTOR`] annotated with the current load level
 /// until the sender is dropped.
-fn drive_load(pods: Api<Pod>, level: watch::Receiver<&'static str>) -> tokio::task::JoinHandle<()> {
+fn drive_load(
+    pods: Api<Pod>,
+    annotation: &'static str,
+    level: watch::Receiver<&'static str>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let want = *level.borrow();
@@ -56,9 +64,9 @@ fn drive_load(pods: Api<Pod>, level: watch::Receiver<&'static str>) -> tokio::ta
                     .items
                     .iter()
                     .filter(|p| p.metadata.deletion_timestamp.is_none())
-                    .filter(|p| p.annotations().get(USAGE_CPU).map(String::as_str) != Some(want))
+                    .filter(|p| p.annotations().get(annotation).map(String::as_str) != Some(want))
                 {
-                    let patch = json!({ "metadata": { "annotations": { USAGE_CPU: want } } });
+                    let patch = json!({ "metadata": { "annotations": { annotation: want } } });
                     // A pod deleted meanwhile is fine: scale-down removes pods.
                     let _ = pods
                         .patch(
@@ -184,7 +192,7 @@ async fn scales_up_under_load_and_down_after_it_without_the_operator_touching_re
         Some(1)
     );
     let (load, level) = watch::channel(IDLE);
-    let driver = drive_load(env.ns.api::<Pod>(), level);
+    let driver = drive_load(env.ns.api::<Pod>(), USAGE_CPU, level);
 
     // The HPA has read idle metrics before the load step, so what follows is
     // a reaction to the step, not to the pod's first scrape.
@@ -308,16 +316,33 @@ async fn kubectl_scale_is_refused_while_autoscaling_is_on() {
     );
 }
 
+/// Whether the cluster serves the custom metrics API (`make custom-metrics-up`).
+fn custom_metrics_served() -> bool {
+    kubectl()
+        .args([
+            "get",
+            "apiservices",
+            "v1beta2.custom.metrics.k8s.io",
+            "-o",
+            "name",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// With the custom metrics API: 1 -> 5 replicas at 100 requests/s per pod
+/// against a target of 20, back to 1 when the rate drops. Without it: the
+/// MicroService says why nothing scales.
 #[tokio::test]
-async fn a_request_rate_target_without_a_custom_metrics_api_shows_scaling_inactive() {
+async fn scales_on_requests_per_second_or_says_why_it_cannot() {
     let env = Env::new("rps").await;
     env.apply_microservice(
         "web",
-        "image: registry.local/web:1.0.0\nautoscaling: { minReplicas: 1, maxReplicas: 5, targetRequestsPerSecond: 20 }",
+        "image: registry.local/web:1.0.0\nautoscaling:\n  maxReplicas: 5\n  targetRequestsPerSecond: 20\n  behavior:\n    scaleDown: { stabilizationWindowSeconds: 15 }\n",
     )
     .await
     .unwrap();
-    let hpa = eventually("the HPA targets requests per second", || async {
+    let hpa = eventually("the HPA exists", || async {
         Ok(env
             .ns
             .api::<HorizontalPodAutoscaler>()
@@ -331,33 +356,38 @@ async fn a_request_rate_target_without_a_custom_metrics_api_shows_scaling_inacti
         metric.pods.as_ref().unwrap().metric.name,
         "http_requests_per_second"
     );
-    let served = kubectl()
-        .args([
-            "get",
-            "apiservices",
-            "v1beta1.custom.metrics.k8s.io",
-            "-o",
-            "name",
-        ])
-        .output()
-        .unwrap()
-        .status
-        .success();
     let active = eventually("the MicroService reports ScalingActive", || async {
         let ms = env.microservices().get("web").await?;
         Ok(condition(&ms, "ScalingActive").filter(|c| c.status != "Unknown"))
     })
     .await
     .unwrap();
-    if served {
-        // tests/cluster/custom-metrics serves the metric: the HPA can read it.
-        assert_eq!(active.status, "True", "{active:?}");
-    } else {
+    if !custom_metrics_served() {
         assert_eq!(active.status, "False", "{active:?}");
         assert_eq!(active.reason, "FailedGetPodsMetric", "{active:?}");
         assert!(
             active.message.contains("http_requests_per_second"),
             "the message names the metric: {active:?}"
         );
+        eprintln!("no custom metrics API: the MicroService says {active:?}");
+        return;
     }
+    assert_eq!(active.status, "True", "{active:?}");
+    env.wait_ready("web").await.unwrap();
+    let (load, level) = watch::channel("100");
+    let driver = drive_load(env.ns.api::<Pod>(), USAGE_RPS, level);
+    let step = Instant::now();
+    wait_scaled_to(&env, 5, Duration::from_secs(90))
+        .await
+        .unwrap();
+    let up = step.elapsed();
+    let removed = Instant::now();
+    load.send("2").unwrap();
+    wait_scaled_to(&env, 1, Duration::from_secs(90))
+        .await
+        .unwrap();
+    let down = removed.elapsed();
+    drop(load);
+    driver.await.unwrap();
+    eprintln!("100 req/s per pod -> 5 ready {up:?}; 2 req/s -> 1 replica {down:?}");
 }
