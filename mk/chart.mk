@@ -3,6 +3,8 @@
 # the chart's ServiceAccount (a token from `kubectl create token`) instead of
 # the cluster admin. The chart's own tests (lint, template, install, upgrade,
 # uninstall, scoped mode, a missing rule) are chart:: in `make test-e2e`.
+# A 403 that only makes the operator log a warning (an event it could not
+# record) fails the target too: no operator log of the run may say forbidden.
 HELM = $(CLUSTER_BIN)/helm
 CHART_RELEASE ?= berth-rbac
 CHART_NAMESPACE ?= berth-rbac
@@ -22,8 +24,11 @@ test-chart: cluster-up operator-build $(if $(filter test,$(MAKECMDGOALS)),test-e
 	$(HELM) upgrade --install $(CHART_RELEASE) charts/berth-operator -n $(CHART_NAMESPACE) --create-namespace \
 		--wait --timeout 120s --force-conflicts >/dev/null && \
 	tests/chart/sa-kubeconfig.sh $(CHART_NAMESPACE) $(CHART_RELEASE)-berth-operator $(CHART_KUBECONFIG) 2h && \
+	touch target/chart/started && \
 	BERTH_E2E_OPERATOR_KUBECONFIG=$(CURDIR)/$(CHART_KUBECONFIG) \
-		cargo test -p berth-e2e --test e2e -- --skip chart:: --test-threads=$${E2E_THREADS:-3}
+		cargo test -p berth-e2e --test e2e -- --skip chart:: --test-threads=$${E2E_THREADS:-3} && \
+	{ denied=$$(find target/e2e-logs -name 'operator-*.log' -newer target/chart/started -exec grep -il forbidden {} +); \
+	  [ -z "$$denied" ] || { echo "test-chart: the operator was refused a call (events and lease calls only log it):" $$denied; exit 1; }; }
 
 chart-package: ## package both charts into target/chart/ (the CRD symlink is packaged as a file)
 	$(HELM) package charts/berth-operator charts/berth-services -d target/chart

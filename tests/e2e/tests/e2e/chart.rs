@@ -190,7 +190,7 @@ fn rendered_rbac_is_exactly_what_the_operator_uses() {
     assert_eq!(binding["roleRef"]["name"], roles[0]["metadata"]["name"]);
     assert_eq!(
         binding["subjects"],
-        json!([{ "kind": "ServiceAccount", "name": "berth-berth-operator", "namespace": "berth-system" }])
+        json!([{ "kind": "ServiceAccount", "name": "berth-operator", "namespace": "berth-system" }])
     );
 
     // One namespace: a Role and RoleBinding there, nothing cluster-wide.
@@ -240,7 +240,7 @@ fn rendered_deployment_is_restricted_and_probed() {
         container["image"], "berth/berth-operator:0.1.0",
         "tag defaults to appVersion"
     );
-    assert_eq!(pod["serviceAccountName"], "berth-berth-operator");
+    assert_eq!(pod["serviceAccountName"], "berth-operator");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
         pod["securityContext"]["seccompProfile"]["type"],
