@@ -10,7 +10,7 @@ CHART_RELEASE ?= berth-rbac
 CHART_NAMESPACE ?= berth-rbac
 CHART_KUBECONFIG := target/chart/$(CHART_RELEASE).kubeconfig
 
-.PHONY: chart-lint test-chart chart-package operator-image
+.PHONY: chart-lint test-chart chart-package operator-image operator-image-check
 
 chart-lint: ## helm lint --strict both charts
 	$(HELM) lint --strict charts/berth-operator charts/berth-services
@@ -36,3 +36,6 @@ chart-package: ## package both charts into target/chart/ (the CRD symlink is pac
 operator-image: ## build the operator's container image with podman or buildah (needs registry access for the base images)
 	engine=$$(command -v podman || command -v buildah || command -v docker) && \
 	$$engine build -f operator/Containerfile -t berth/berth-operator:dev .
+
+operator-image-check: ## without registry access: the Containerfile's scratch stage with a static operator, run by buildah (chroot)
+	tests/chart/image-runtime-check.sh
