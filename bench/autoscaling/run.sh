@@ -44,8 +44,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 oplog=$(mktemp /tmp/bench-autoscaling-operator.XXXX.log)
 loadpid=""
 cleanup() {
-  [ -n "$loadpid" ] && kill "$loadpid" 2>/dev/null || true
-  [ -n "${oppid:-}" ] && kill "$oppid" 2>/dev/null || true
+  if [ -n "$loadpid" ]; then kill "$loadpid" 2>/dev/null || true; fi
+  if [ -n "${oppid:-}" ]; then kill "$oppid" 2>/dev/null || true; fi
   k delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

@@ -51,7 +51,7 @@ pub const GROUP: &str = "berth.dev";
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("!has(self.spec.dependencies) || !(self.metadata.name in self.spec.dependencies)").message("spec.dependencies must not name the MicroService itself").field_path(".spec.dependencies"),
-    validation = Rule::new("!has(self.spec.autoscaling) || !has(oldSelf.spec.autoscaling) || self.spec.replicas == oldSelf.spec.replicas").message("spec.replicas cannot change while autoscaling is on: the HorizontalPodAutoscaler owns the replica count. Change spec.autoscaling.minReplicas/maxReplicas instead, or remove spec.autoscaling to set replicas by hand").field_path(".spec.replicas"),
+    validation = Rule::new("!has(self.spec.autoscaling) || !has(oldSelf.spec.autoscaling) || self.spec.replicas == oldSelf.spec.replicas").message("spec.replicas cannot change while autoscaling is on: the HorizontalPodAutoscaler owns the replica count. Change spec.autoscaling.minReplicas/maxReplicas instead, or remove spec.autoscaling to set replicas by hand").field_path(".spec.replicas").reason(kube::core::Reason::FieldValueForbidden),
     validation = Rule::new("size(self.metadata.name) <= 63").message("a MicroService name must be at most 63 characters: it becomes the Service's DNS name")
 )]
 #[serde(rename_all = "camelCase")]

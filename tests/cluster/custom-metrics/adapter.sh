@@ -12,9 +12,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cluster_src=$(cd "$here/.." && pwd)
-# shellcheck source=../lib/common.sh
+# shellcheck source=tests/cluster/lib/common.sh
 . "$cluster_src/lib/common.sh"
-# shellcheck source=../lib/pki.sh
+# shellcheck source=tests/cluster/lib/pki.sh
 . "$cluster_src/lib/pki.sh"
 
 PORT=${BERTH_CUSTOM_METRICS_PORT:-6643}
