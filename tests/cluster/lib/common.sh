@@ -18,7 +18,9 @@ METRICS_SERVER_PORT=${BERTH_METRICS_SERVER_PORT:-4443}
 
 # Services get 10.0.0.0/24 (the `kubernetes` Service is 10.0.0.1); kwok hands
 # out fake pod IPs from a separate, larger range so ~1000 pods fit.
-SERVICE_CIDR=10.0.0.0/24
+# BERTH_SERVICE_CIDR widens it for a cluster of its own (the scale benchmark:
+# a /24 holds 253 Services). Wipe the state directory to change it.
+SERVICE_CIDR=${BERTH_SERVICE_CIDR:-10.0.0.0/24}
 POD_CIDR=10.244.0.0/16
 
 # A cluster directory keeps the ports it was first started with (config.env,
