@@ -76,7 +76,8 @@ func (p *requestRates) GetMetricBySelector(ctx context.Context, namespace string
 	if err != nil {
 		return nil, err
 	}
-	list := &custom_metrics.MetricValueList{}
+	// An empty list, not null: "no pods" is an answer, not an error.
+	list := &custom_metrics.MetricValueList{Items: []custom_metrics.MetricValue{}}
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {

@@ -256,6 +256,12 @@ async fn scales_up_under_load_and_down_after_it_without_the_operator_touching_re
         .await
         .unwrap();
     let scaled_down = removed.elapsed();
+    // The MicroService's scaleDown.stabilizationWindowSeconds (15) reached the
+    // HPA: it holds the count at least that long after the load is gone.
+    assert!(
+        scaled_down >= Duration::from_secs(15),
+        "scaled down after {scaled_down:?}, inside the 15 s stabilization window"
+    );
     drop(load);
     driver.await.unwrap();
 
