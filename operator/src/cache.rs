@@ -250,3 +250,21 @@ fn keep_own_managed_fields<K: Resource>(obj: &mut K) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff;
+
+    #[test]
+    fn watch_retries_double_up_to_the_cap_and_reset() {
+        let mut delays = RetryDelay::default();
+        let first = delays.next().unwrap();
+        assert!(first >= RETRY_FIRST && first <= RETRY_FIRST.mul_f64(1.25));
+        let late: Vec<Duration> = (0..20).filter_map(|_| delays.next()).collect();
+        assert!(late.iter().all(|d| *d <= RETRY_MAX.mul_f64(1.25)));
+        assert!(late.last().unwrap() >= &RETRY_MAX);
+        delays.reset();
+        assert!(delays.next().unwrap() <= RETRY_FIRST.mul_f64(1.25));
+    }
+}

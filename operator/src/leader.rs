@@ -194,3 +194,36 @@ pub fn default_identity() -> String {
         format!("{host}-{}", std::process::id())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_election_this_replica_always_leads() {
+        let leadership = Leadership::always();
+        assert!(leadership.leading());
+        assert!(*leadership.changes().borrow());
+    }
+
+    #[test]
+    fn an_expired_local_deadline_stops_leading_even_if_the_manager_says_holder() {
+        let leadership = Leadership::always();
+        let state = State {
+            elected: true,
+            holder: AtomicBool::new(true),
+            valid_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+            _always: None,
+        };
+        let elected = Leadership {
+            inner: Arc::new(state),
+            changes: leadership.changes(),
+        };
+        assert!(!elected.leading(), "no renewal seen: not leading");
+        elected.inner.valid_until.store(u64::MAX, Ordering::Release);
+        assert!(elected.leading());
+        elected.inner.holder.store(false, Ordering::Release);
+        assert!(!elected.leading(), "the manager lost the lock");
+    }
+}
