@@ -60,6 +60,16 @@ done | kubectl apply -f - >/dev/null
 wait_for 60 "the 3 kwok nodes to be Ready" \
   kubectl wait --for=condition=Ready --timeout=5s node/kwok-node-0 node/kwok-node-1 node/kwok-node-2 || {
   kubectl get nodes >&2 || true; log_tail kwok; die "kwok nodes did not become Ready"; }
+# metrics-server scrapes a node at its InternalIP. Nodes kept in etcd from an
+# earlier run have been seen without addresses (kwok only writes them while
+# initialising a node), which silently stops every CPU-based HPA: put them back.
+for i in 0 1 2; do
+  if [ -z "$(kubectl get node "kwok-node-$i" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')" ]; then
+    kubectl patch node "kwok-node-$i" --subresource=status --type=merge \
+      -p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"},{\"type\":\"Hostname\",\"address\":\"kwok-node-$i\"}]}}" >/dev/null
+    say "kwok-node-$i had no address; restored 127.0.0.1"
+  fi
+done
 
 if running metrics-server && healthy metrics-server; then
   register_metrics_server || die "metrics-server's APIService did not become Available"
