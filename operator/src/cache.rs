@@ -81,12 +81,23 @@ pub struct Triggers {
 /// that watch delivers events again. Readiness reports it.
 #[derive(Clone, Default)]
 pub struct WatchHealth {
-    failing: Arc<[AtomicBool; 5]>,
+    failing: Arc<std::sync::Mutex<Vec<Arc<AtomicBool>>>>,
 }
 
 impl WatchHealth {
     pub fn healthy(&self) -> bool {
-        self.failing.iter().all(|f| !f.load(Ordering::Relaxed))
+        let failing = self.failing.lock().expect("watch health lock");
+        failing.iter().all(|f| !f.load(Ordering::Relaxed))
+    }
+
+    /// A flag for one more watch, counted by [`WatchHealth::healthy`].
+    fn register(&self) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.failing
+            .lock()
+            .expect("watch health lock")
+            .push(flag.clone());
+        flag
     }
 }
 
@@ -114,12 +125,11 @@ pub fn start(
     let all = watcher::Config::default().page_size(PAGE_SIZE);
 
     let (microservices, ms_trigger, ms_extra, ms_driver) =
-        shared::<MicroService>(api(client, namespace), all, health.clone(), 0, true, trim);
+        shared::<MicroService>(api(client, namespace), all, health.clone(), true, trim);
     let (deployments, dep_trigger, _, dep_driver) = shared::<Deployment>(
         api(client, namespace),
         children.clone(),
         health.clone(),
-        1,
         false,
         trim,
     );
@@ -127,7 +137,6 @@ pub fn start(
         api(client, namespace),
         children.clone(),
         health.clone(),
-        2,
         false,
         trim,
     );
@@ -135,12 +144,11 @@ pub fn start(
         api(client, namespace),
         children.clone(),
         health.clone(),
-        3,
         false,
         trim,
     );
     let (disruption_budgets, pdb_trigger, _, pdb_driver) =
-        shared::<PodDisruptionBudget>(api(client, namespace), children, health, 4, false, trim);
+        shared::<PodDisruptionBudget>(api(client, namespace), children, health, false, trim);
 
     let drivers = async move {
         futures::join!(ms_driver, dep_driver, svc_driver, hpa_driver, pdb_driver);
@@ -177,7 +185,6 @@ fn shared<K>(
     api: Api<K>,
     wc: watcher::Config,
     health: WatchHealth,
-    slot: usize,
     second: bool,
     trim: bool,
 ) -> Shared<K>
@@ -188,6 +195,7 @@ where
     let trigger = writer.subscribe().expect("shared store").boxed();
     let extra = second.then(|| writer.subscribe().expect("shared store").boxed());
     let kind = K::kind(&()).into_owned();
+    let failing = health.register();
     let driver = Box::pin(
         watcher(api, wc)
             .backoff(RetryDelay::default())
@@ -198,11 +206,10 @@ where
             })
             .reflect_shared(writer)
             .for_each(move |event| {
-                let failing = event.is_err();
                 if let Err(error) = &event {
                     tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
                 }
-                health.failing[slot].store(failing, Ordering::Relaxed);
+                failing.store(event.is_err(), Ordering::Relaxed);
                 futures::future::ready(())
             }),
     );
