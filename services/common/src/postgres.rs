@@ -104,6 +104,27 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
+    /// The database `server` asks for (`DATABASE_URL` and friends), connected
+    /// and migrated; `None` when no URL is set and the service keeps its data
+    /// in memory.
+    pub async fn from_config(
+        server: &crate::config::ServerConfig,
+        migrations: &'static [Migration],
+    ) -> Result<Option<Self>, DbError> {
+        let Some(url) = &server.database_url else {
+            return Ok(None);
+        };
+        let db = Self::connect(
+            url,
+            &server.database_schema,
+            server.database_pool_size,
+            migrations,
+            server.database_connect_wait,
+        )
+        .await?;
+        Ok(Some(db))
+    }
+
     /// Connects and migrates, retrying for up to `wait` while the database
     /// is not reachable yet (it may be starting alongside the service).
     pub async fn connect(

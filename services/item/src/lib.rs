@@ -61,19 +61,10 @@ impl Drop for Service {
 /// Opens the store (migrating PostgreSQL), starts the expiry sweeper and
 /// assembles the router.
 pub async fn build(config: &Config) -> Result<Service, DbError> {
-    let (store, database) = match &config.server.database_url {
-        Some(url) => {
-            let db = Database::connect(
-                url,
-                &config.server.database_schema,
-                config.server.database_pool_size,
-                store::MIGRATIONS,
-                config.server.database_connect_wait,
-            )
-            .await?;
-            (Store::Postgres(PgStore::new(db.clone())), Some(db))
-        }
-        None => (Store::Memory(MemoryStore::default()), None),
+    let database = Database::from_config(&config.server, store::MIGRATIONS).await?;
+    let store = match &database {
+        Some(db) => Store::Postgres(PgStore::new(db.clone())),
+        None => Store::Memory(MemoryStore::default()),
     };
     let store = Arc::new(store);
     let health = Health {
