@@ -28,6 +28,8 @@ export BERTH_METRICS_SERVER_PORT=${BERTH_METRICS_SERVER_PORT:-5443}
 # A /24 Service range holds 253 Services: N=500 needs more (wipe an older
 # cluster-scale directory once, `tests/cluster/down.sh --wipe`, to change it).
 export BERTH_SERVICE_CIDR=${BERTH_SERVICE_CIDR:-10.0.0.0/20}
+# kwok nodes only: the real node belongs to the default cluster (one per machine).
+export BERTH_NODE=0
 export KUBECONFIG=$BERTH_CLUSTER_DIR/kubeconfig
 QUIET=${QUIET:-180}
 PARALLEL=${PARALLEL:-4}

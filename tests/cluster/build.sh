@@ -34,10 +34,10 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-# build NAME VERSION MODULE-DIR PACKAGE [LDFLAGS]
+# build NAME VERSION MODULE-DIR PACKAGE [LDFLAGS] [TAGS]
 only=" $* "
 build() {
-  local name=$1 version=$2 dir=$3 pkg=$4 ldflags=${5:-}
+  local name=$1 version=$2 dir=$3 pkg=$4 ldflags=${5:-} tags=${6:-}
   [ "$only" = "  " ] || [[ $only == *" $name "* ]] || return 0
   local out="$cache/build/$name-$version"
   local assets=${BERTH_ASSETS:-${KUBEBUILDER_ASSETS:-}}
@@ -45,11 +45,11 @@ build() {
     ln -sf "$assets/$name" "$bin/$name"; return
   fi
   local recipe
-  recipe=$(cat "$here/tools/$dir/go.sum" - <<<"$pkg $ldflags" | sha256sum | cut -c1-16)
+  recipe=$(cat "$here/tools/$dir/go.sum" "$here/tools/$dir/"*.go - <<<"$pkg $ldflags $tags" | sha256sum | cut -c1-16)
   if [ ! -x "$out" ] || [ "$(cat "$out.recipe" 2>/dev/null)" != "$recipe" ]; then
     echo "building $name $version (once; cached in $out)" >&2
     local start=$SECONDS
-    (cd "$here/tools/$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
+    (cd "$here/tools/$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg")
     mv "$out.tmp" "$out"
     echo "$recipe" >"$out.recipe"
     echo "built $name in $((SECONDS - start))s" >&2
@@ -71,4 +71,40 @@ build metrics-server "$(ver metrics-server)" metrics-server sigs.k8s.io/metrics-
   "-X k8s.io/client-go/pkg/version.gitVersion=$(ver metrics-server) -X k8s.io/client-go/pkg/version.gitMajor=0 -X k8s.io/client-go/pkg/version.gitMinor=8"
 build helm "$(ver helm)" helm helm.sh/helm/v4/cmd/helm \
   "-X helm.sh/helm/v4/internal/version.version=$(ver helm)"
+
+# ---- The real node (tests/cluster/lib/node.sh). kubelet and kube-proxy come
+# from the control plane's module, so they share its build cache.
+build kubelet "$k8s" kubernetes k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
+build kube-proxy "$k8s" kubernetes k8s.io/kubernetes/cmd/kube-proxy "$k8s_ldflags"
+# containerd v2 without the snapshotters that need C libraries (overlayfs and
+# native stay); runc itself is Debian's (node-deps.sh).
+containerd_ldflags="-X github.com/containerd/containerd/v2/version.Version=$(ver containerd)"
+containerd_tags="no_btrfs no_devmapper no_zfs"
+build containerd "$(ver containerd)" containerd github.com/containerd/containerd/v2/cmd/containerd \
+  "$containerd_ldflags" "$containerd_tags"
+build containerd-shim-runc-v2 "$(ver containerd)" containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+  "$containerd_ldflags" "$containerd_tags"
+build ctr "$(ver containerd)" containerd github.com/containerd/containerd/v2/cmd/ctr \
+  "$containerd_ldflags" "$containerd_tags"
+# CoreDNS with only the plugins the node's Corefile uses (tools/coredns/main.go).
+build coredns "$(ver coredns)" coredns . \
+  "-X github.com/coredns/coredns/coremain.GitCommit=$(ver coredns)"
+
+# The pod sandbox's pause process, from the C source the Kubernetes module
+# ships (build/pause/linux/pause.c), static so it runs on a scratch image.
+build_pause() {
+  [ "$only" = "  " ] || [[ $only == *" pause "* ]] || return 0
+  local version; version=$(ver pause)
+  local out="$cache/build/pause-$version"
+  if [ ! -x "$out" ]; then
+    local src
+    src=$(cd "$here/tools/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+    [ -f "$src" ] || { echo "build.sh: $src not found (go mod download k8s.io/kubernetes failed?)" >&2; exit 1; }
+    command -v gcc >/dev/null || { echo "build.sh: pause needs gcc (apt-get install gcc)" >&2; exit 1; }
+    gcc -Os -Wall -Werror -static -DVERSION="v$version-berth" -o "$out.tmp" "$src"
+    strip "$out.tmp"; mv "$out.tmp" "$out"
+  fi
+  ln -sf "$out" "$bin/pause"
+}
+build_pause
 echo "$bin"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stops every process up.sh started (each one's whole process group), in
-# reverse start order, and checks that none is left. Idempotent.
+# reverse start order, and checks that none is left; with the real node,
+# first deletes its pods, and afterwards removes what the node put on the
+# machine and checks nothing is left (lib/node.sh). Idempotent.
 #
 #   tests/cluster/down.sh          stop; keep state (next up.sh is a warm start)
 #   tests/cluster/down.sh --wipe   stop and delete $BERTH_CLUSTER_DIR entirely
@@ -27,12 +29,27 @@ fi
 lock_cluster
 
 failed=0
+# The real node's pods first, while the API server and kubelet still run.
+if [ "$NODE" = 1 ]; then node_drain; fi
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
   c=${COMPONENTS[i]}
   running "$c" || { rm -f "$pids/$c.pid"; continue; }
   before_stop "$c"
   if stop_process "$c"; then say "stopped $c"; else failed=1; fi
 done
+
+# What the node left on the machine (network, mounts, cgroups, sysctls),
+# then a check against the machine as it was before the node first started.
+if [ "$NODE" = 1 ]; then
+  node_teardown
+  leftovers=$(node_leftovers)
+  if [ -n "$leftovers" ]; then
+    say "the node left this behind (compared with $NODE_DIR/host-before.txt):"; echo "$leftovers" >&2
+    failed=1
+  else
+    say "node torn down: no process, mount, network namespace, link, rule, cgroup or changed sysctl left"
+  fi
+fi
 
 # A component binary still running with our state directory on its command
 # line is a leftover (e.g. a pid file was lost): report it rather than guess.

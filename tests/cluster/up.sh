@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Starts the local Kubernetes cluster on loopback (or checks one that runs):
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with 3
-# fake nodes, and metrics-server. Idempotent: components already running and
-# healthy are left alone. Builds the binaries first if they are missing.
+# Starts the local Kubernetes cluster (or checks one that runs): etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kwok with 3 fake
+# nodes, metrics-server, and the real node (containerd, CoreDNS, kubelet,
+# kube-proxy; lib/node.sh) where the machine can run it. Idempotent:
+# components already running and healthy are left alone. Builds the binaries
+# first if they are missing.
 #
 #   tests/cluster/up.sh
 #
@@ -12,6 +14,7 @@
 #                    only check that it answers, start nothing
 # BERTH_ASSETS / KUBEBUILDER_ASSETS  directory of ready-made binaries (build.sh)
 # BERTH_SKIP_BUILD=1 use the binaries in the cache as they are (no build.sh)
+# BERTH_NODE         auto (default), 1 or 0: the real node, see lib/common.sh
 # BERTH_*_PORT       ports, see lib/common.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,9 +38,11 @@ fi
 lock_cluster
 start=$SECONDS
 
+resolve_node_mode
 save_config
 make_pki
 make_kubeconfigs
+if [ "$NODE" = 1 ]; then node_network_up; fi
 
 if ! start_component etcd; then
   # etcd runs without fsync: after a machine restart its data can be torn.
@@ -78,11 +83,23 @@ else
   register_metrics_server || { log_tail metrics-server; die "metrics-server's APIService did not become Available"; }
 fi
 
+if [ "$NODE" = 1 ]; then
+  start_component containerd || die "containerd failed to start (log: $logs/containerd.log)"
+  node_load_pause || die "the pause image could not be built or loaded into the node's containerd"
+  for c in coredns kubelet kube-proxy; do
+    start_component "$c" || die "$c failed to start (log: $logs/$c.log)"
+  done
+  node_wait_ready || die "node $NODE_NAME did not become Ready (log: $logs/kubelet.log)"
+fi
+
 # Pods need their namespace's default ServiceAccount (made by the controller
 # manager) before the ServiceAccount admission plugin lets them in.
 wait_for 60 "the default ServiceAccount" kubectl -n default get serviceaccount default ||
   { log_tail kube-controller-manager; die "kube-controller-manager did not create the default ServiceAccount"; }
 
+if [ "$NODE" = 1 ]; then
+  say "real node $NODE_NAME at $NODE_IP: pods with nodeSelector $NODE_LABEL and a toleration of ${NODE_TAINT} run there"
+fi
 say "cluster ready in $((SECONDS - start))s: $(api_get /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p') at $APISERVER_URL"
 say "kubeconfig: $KUBECONFIG_ADMIN"
 say "logs:       $logs/<component>.log"

@@ -23,6 +23,18 @@ METRICS_SERVER_PORT=${BERTH_METRICS_SERVER_PORT:-4443}
 SERVICE_CIDR=${BERTH_SERVICE_CIDR:-10.0.0.0/24}
 POD_CIDR=10.244.0.0/16
 
+# The real node (lib/node.sh): BERTH_NODE=auto (default) runs it when the
+# machine can (root, runc, ...; with CI=true it must), 1 requires it, 0 keeps
+# the cluster kwok-only (the scale and fault clusters). One machine holds one
+# real node: its bridge and addresses are fixed.
+NODE=${BERTH_NODE:-auto}
+NODE_NAME=berth-node-0
+NODE_BRIDGE=berth0
+NODE_POD_CIDR=10.245.0.0/24
+# The bridge's address: the node's InternalIP, and with the node on also the
+# API server's and cluster DNS's address (pods cannot reach loopback).
+NODE_IP=10.245.0.1
+
 # A cluster directory keeps the ports it was first started with (config.env,
 # written by up.sh), so component.sh, status.sh and down.sh reach that cluster
 # even from a shell with other BERTH_*_PORT values. `down.sh --wipe` to change.
@@ -30,20 +42,28 @@ if [ -s "$BERTH_CLUSTER_DIR/config.env" ]; then
   . "$BERTH_CLUSTER_DIR/config.env"
 fi
 
-# Start order; stop order is the reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
+# What follows from NODE (auto until up.sh decides it on a first start).
+node_mode() {
+  # Start order; stop order is the reverse.
+  COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
+  if [ "$NODE" = 1 ]; then COMPONENTS+=(containerd coredns kubelet kube-proxy); fi
+  # With the node the API server listens on the node address, which the host
+  # reaches as well as the pods; without it on loopback only.
+  if [ "$NODE" = 1 ]; then APISERVER_HOST=$NODE_IP; else APISERVER_HOST=127.0.0.1; fi
+  APISERVER_URL=https://$APISERVER_HOST:$APISERVER_PORT
+}
+node_mode
 
 pki=$BERTH_CLUSTER_DIR/pki
 logs=$BERTH_CLUSTER_DIR/logs
 pids=$BERTH_CLUSTER_DIR/pids
 KUBECONFIG_ADMIN=$BERTH_CLUSTER_DIR/kubeconfig
-APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 
 save_config() {
   [ -s "$BERTH_CLUSTER_DIR/config.env" ] && return 0
   mkdir -p "$BERTH_CLUSTER_DIR"
   local v
-  for v in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT METRICS_SERVER_PORT; do
+  for v in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT CONTROLLER_MANAGER_PORT SCHEDULER_PORT KWOK_PORT METRICS_SERVER_PORT NODE; do
     echo "$v=${!v}"
   done >"$BERTH_CLUSTER_DIR/config.env"
 }

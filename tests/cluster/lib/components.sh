@@ -20,13 +20,17 @@ start_etcd() {
 }
 healthy_etcd() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 
-# ---- kube-apiserver. No --advertise-address: it defaults to the host's
-# address, which only appears in the `kubernetes` Endpoints; 127.0.0.1 there
-# fails validation (Endpoints may not hold loopback addresses).
+# ---- kube-apiserver. Without the real node: on loopback, and no
+# --advertise-address (it defaults to the host's address, which only appears
+# in the `kubernetes` Endpoints; 127.0.0.1 there fails validation). With it:
+# on the node address, which is also what pods reach through the
+# `kubernetes` Service (10.0.0.1:443).
 start_kube_apiserver() {
+  local advertise=()
+  [ "$NODE" = 1 ] && advertise=(--advertise-address "$APISERVER_HOST")
   spawn kube-apiserver "$(b kube-apiserver)" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 \
+    --bind-address "$APISERVER_HOST" "${advertise[@]}" \
     --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$pki/kube-apiserver.crt" \
     --tls-private-key-file "$pki/kube-apiserver.key" \
@@ -149,13 +153,27 @@ component_port() {
     kube-scheduler) echo "$SCHEDULER_PORT" ;;
     kwok) echo "$KWOK_PORT" ;;
     metrics-server) echo "$METRICS_SERVER_PORT" ;;
+    kubelet) echo "$KUBELET_HEALTHZ_PORT" ;;
+    kube-proxy) echo "$KUBE_PROXY_HEALTHZ_PORT" ;;
+    coredns) echo "$COREDNS_READY_PORT" ;;
+  esac
+}
+
+# Where a component serves, for status.sh.
+component_address() {
+  case $1 in
+    kube-apiserver) echo "$APISERVER_HOST:$APISERVER_PORT" ;;
+    containerd) echo "$NODE_SOCKET" ;;
+    kubelet) echo "$NODE_IP:10250 (healthz 127.0.0.1:$KUBELET_HEALTHZ_PORT)" ;;
+    coredns) echo "$NODE_IP:53 (ready 127.0.0.1:$COREDNS_READY_PORT)" ;;
+    *) echo "127.0.0.1:$(component_port "$1")" ;;
   esac
 }
 
 # Seconds a component may take to become healthy after start.
 component_timeout() {
   case $1 in
-    kube-apiserver) echo 90 ;;
+    kube-apiserver | kubelet) echo 90 ;;
     *) echo 60 ;;
   esac
 }
@@ -172,7 +190,7 @@ start_component() {
     say "$name is running but not healthy"; log_tail "$name"; return 1
   fi
   local port; port=$(component_port "$name")
-  if port_open "$port"; then
+  if [ -n "$port" ] && port_open "$port"; then
     say "cannot start $name: 127.0.0.1:$port is already in use by another process"
     say "(stop it, or choose another port with BERTH_*_PORT; see tests/cluster/README.md)"
     return 1
@@ -236,3 +254,5 @@ unregister_metrics_server() {
 # Hooks around start/stop of single components.
 after_start() { if [ "$1" = metrics-server ]; then register_metrics_server; fi; }
 before_stop() { if [ "$1" = metrics-server ]; then unregister_metrics_server; fi; }
+
+. "$cluster_src/lib/node.sh"

@@ -45,8 +45,13 @@ make_pki() {
   ca ca berth-local-ca
   ca front-proxy-ca berth-local-front-proxy-ca
   local loopback="IP:127.0.0.1,DNS:localhost"
+  # Certificates from before the node existed lack its address.
+  if [ -s "$pki/kube-apiserver.crt" ] &&
+    ! openssl x509 -in "$pki/kube-apiserver.crt" -noout -ext subjectAltName | grep -q "IP Address:$NODE_IP\b"; then
+    rm -f "$pki/kube-apiserver.crt" "$pki/kube-apiserver.key"
+  fi
   cert kube-apiserver kube-apiserver "" \
-    "$loopback,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "$loopback,IP:$NODE_IP,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # The aggregator dials metrics-server by ExternalName 127.0.0.1 but checks
   # the name <service>.<namespace>.svc.
   cert metrics-server-serving metrics-server "" \
@@ -61,6 +66,13 @@ make_pki() {
   cert metrics-server system:metrics-server
   cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
   cert front-proxy-client front-proxy-client "" "" front-proxy-ca
+  # The real node: the kubelet as the Node authorizer expects it, its serving
+  # certificate (metrics-server and the API server verify it against our CA),
+  # kube-proxy (bound to system:node-proxier by default) and CoreDNS.
+  cert kubelet "system:node:$NODE_NAME" system:nodes
+  cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME"
+  cert kube-proxy system:kube-proxy
+  cert coredns system:coredns
   [ -s "$pki/sa.key" ] || {
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -98,7 +110,7 @@ KUBECONFIG
 make_kubeconfigs() {
   kubeconfig "$KUBECONFIG_ADMIN" admin
   local c
-  for c in kube-controller-manager kube-scheduler kwok metrics-server; do
+  for c in kube-controller-manager kube-scheduler kwok metrics-server kubelet kube-proxy coredns; do
     kubeconfig "$BERTH_CLUSTER_DIR/$c.kubeconfig" "$c"
   done
 }
