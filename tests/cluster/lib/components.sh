@@ -255,4 +255,5 @@ unregister_metrics_server() {
 after_start() { if [ "$1" = metrics-server ]; then register_metrics_server; fi; }
 before_stop() { if [ "$1" = metrics-server ]; then unregister_metrics_server; fi; }
 
+# shellcheck source=node.sh
 . "$cluster_src/lib/node.sh"

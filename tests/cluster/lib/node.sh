@@ -47,14 +47,18 @@ node_unavailable_reason() {
   [ "$(id -u)" = 0 ] || { echo "not root (the kubelet, containerd and pod networking need root)"; return; }
   [ "$(uname -s)" = Linux ] || { echo "not Linux"; return; }
   [ -x "$RUNC" ] || { echo "no runc (apt-get install runc)"; return; }
-  [ -x "$CNI_BIN_DIR/bridge" ] && [ -x "$CNI_BIN_DIR/host-local" ] && [ -x "$CNI_BIN_DIR/loopback" ] ||
-    { echo "no CNI plugins in $CNI_BIN_DIR (apt-get install containernetworking-plugins)"; return; }
+  local plugin
+  for plugin in bridge host-local loopback; do
+    [ -x "$CNI_BIN_DIR/$plugin" ] || { echo "no CNI plugin $CNI_BIN_DIR/$plugin (apt-get install containernetworking-plugins)"; return; }
+  done
   command -v nft >/dev/null || { echo "no nft (apt-get install nftables; kube-proxy's nftables mode runs it)"; return; }
   command -v iptables >/dev/null || { echo "no iptables (apt-get install iptables; the kubelet runs it)"; return; }
   [ -d /proc/sys/net/bridge ] || { echo "no br_netfilter (modprobe br_netfilter): Service traffic between pods on one bridge needs it"; return; }
   [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || { echo "no memory cgroup controller"; return; }
-  ip link add berth-probe0 type bridge 2>/dev/null && ip link del berth-probe0 ||
-    { echo "cannot create a network bridge (ip link add type bridge failed: no CAP_NET_ADMIN?)"; return; }
+  if ! ip link add berth-probe0 type bridge 2>/dev/null; then
+    echo "cannot create a network bridge (ip link add type bridge failed: no CAP_NET_ADMIN?)"; return
+  fi
+  ip link del berth-probe0
 }
 
 # Decides NODE (1 or 0) for up.sh. auto: the node when this machine can run
@@ -383,10 +387,8 @@ node_teardown() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   # Containers the drain could not stop: their processes are in kubepods cgroups.
-  local procs
-  for procs in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs 2>/dev/null); do
-    xargs -r kill -KILL <"$procs" 2>/dev/null || true
-  done
+  find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u |
+    xargs -r kill -KILL 2>/dev/null || true
   # kube-proxy's own clean-up, then the rest of the network.
   if [ -x "$(b kube-proxy)" ]; then
     "$(b kube-proxy)" --cleanup --config "$NODE_DIR/kube-proxy.yaml" >>"$logs/kube-proxy.log" 2>&1 || true
@@ -394,12 +396,11 @@ node_teardown() {
   node_network_down
   # Mounts under the node directory, deepest first (pod volumes, rootfs, shm, netns).
   local mnt
-  for mnt in $(awk -v d="$NODE_DIR" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+  while read -r mnt; do
     umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-  done
+  done < <(awk -v d="$NODE_DIR" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
   # Pod cgroups, deepest first (rmdir fails while a process is still inside).
-  local cg
-  for cg in $(find /sys/fs/cgroup/*/kubepods -depth -type d 2>/dev/null); do rmdir "$cg" 2>/dev/null || true; done
+  find /sys/fs/cgroup/*/kubepods -depth -type d -exec rmdir {} + 2>/dev/null || true
   # Per-run state that must not survive: sandboxes, IP leases, pod logs.
   rm -rf "$NODE_DIR/containerd/state" "$NODE_DIR/runc" "$NODE_DIR/cni/ipam" "$NODE_DIR/pod-logs"
   # The kubelet links every container's log into /var/log/containers (a fixed path).
