@@ -190,10 +190,18 @@ node_restore_sysctls() {
   done < <(grep '^sysctl ' "$NODE_DIR/host-before.txt" 2>/dev/null)
 }
 
-# ---- Configuration files, rewritten on every start.
+# write_if_changed FILE: stdin into FILE, leaving FILE alone when the content
+# is the same (kube-proxy exits when its configuration file changes).
+write_if_changed() {
+  local new; new=$(cat)
+  [ -f "$1" ] && [ "$(cat "$1")" = "$new" ] && return 0
+  printf '%s\n' "$new" >"$1.tmp" && mv "$1.tmp" "$1"
+}
+
+# ---- Configuration files, brought up to date on every start.
 node_write_config() {
   mkdir -p "$NODE_DIR"/{cni/net.d,cni/ipam,kubelet,pod-logs,containerd}
-  cat >"$NODE_DIR/containerd.toml" <<TOML
+  write_if_changed "$NODE_DIR/containerd.toml" <<TOML
 # containerd for the local cluster's real node. Every path is under
 # $NODE_DIR, except the shim sockets (/run/containerd/s, fixed in containerd v2).
 version = 3
@@ -235,7 +243,7 @@ state = "$NODE_DIR/containerd/state"
 TOML
   # No masquerade and no portmap: pods talk to each other, to Services and to
   # the node's own address only, so the bridge plugin adds no iptables rules.
-  cat >"$NODE_DIR/cni/net.d/10-berth.conflist" <<JSON
+  write_if_changed "$NODE_DIR/cni/net.d/10-berth.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "berth",
@@ -249,13 +257,14 @@ TOML
       "ipam": {
         "type": "host-local",
         "ranges": [[{ "subnet": "$NODE_POD_CIDR", "gateway": "$NODE_IP" }]],
+        "routes": [{ "dst": "0.0.0.0/0" }],
         "dataDir": "$NODE_DIR/cni/ipam"
       }
     }
   ]
 }
 JSON
-  cat >"$NODE_DIR/kubelet.yaml" <<YAML
+  write_if_changed "$NODE_DIR/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -288,7 +297,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 maxPods: 110
 YAML
-  cat >"$NODE_DIR/kube-proxy.yaml" <<YAML
+  write_if_changed "$NODE_DIR/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: { kubeconfig: $BERTH_CLUSTER_DIR/kube-proxy.kubeconfig }
@@ -305,7 +314,7 @@ conntrack: { maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s }
 YAML
   # Cluster DNS on the node's address; names outside the cluster go to the
   # host's resolvers.
-  cat >"$NODE_DIR/Corefile" <<COREFILE
+  write_if_changed "$NODE_DIR/Corefile" <<COREFILE
 .:53 {
     bind $NODE_IP
     errors
@@ -325,7 +334,9 @@ COREFILE
 # ---- The components (start_<name> / healthy_<name>, as in components.sh).
 start_containerd() {
   node_write_config
-  spawn containerd "$(b containerd)" --config "$NODE_DIR/containerd.toml" --log-level warn
+  # containerd finds its shim (containerd-shim-runc-v2) on PATH, also when it
+  # reconnects to the shims of running pods after a restart: ours first.
+  PATH="$BERTH_BIN:$PATH" spawn containerd "$(b containerd)" --config "$NODE_DIR/containerd.toml" --log-level warn
 }
 healthy_containerd() { "$(b ctr)" --address "$NODE_SOCKET" version >/dev/null 2>&1; }
 
