@@ -204,7 +204,7 @@ node_write_config() {
   write_if_changed "$NODE_DIR/containerd.toml" <<TOML
 # containerd for the local cluster's real node. Every path is under
 # $NODE_DIR, except the shim sockets (/run/containerd/s, fixed in containerd v2).
-version = 3
+version = 4
 root = "$NODE_DIR/containerd/root"
 state = "$NODE_DIR/containerd/state"
 [grpc]
