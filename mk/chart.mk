@@ -37,5 +37,5 @@ operator-image: ## build the operator's container image with podman or buildah (
 	engine=$$(command -v podman || command -v buildah || command -v docker) && \
 	$$engine build -f operator/Containerfile -t berth/berth-operator:dev .
 
-operator-image-check: ## without registry access: the Containerfile's scratch stage with a static operator, run by buildah (chroot)
+operator-image-check: ## without registry access: the Containerfiles' scratch stages around static binaries (operator, item, order), run by buildah (chroot)
 	tests/chart/image-runtime-check.sh
