@@ -9,8 +9,10 @@ test-e2e: cluster-up operator-build ## end-to-end tests of the operator against 
 	KUBECONFIG=$${KUBECONFIG:-$(BERTH_CLUSTER_DIR)/kubeconfig} KUBECTL=$(CLUSTER_BIN)/kubectl \
 		cargo test -p berth-e2e --test e2e -- --test-threads=$${E2E_THREADS:-3}
 
-run: cluster-up operator-build ## the whole thing on this machine: cluster, CRD, operator, the item and order examples
+# run.sh starts the cluster itself (it needs up.sh's word on the real node),
+# then `make images` or, without the node, builds the host-process operator.
+run: ## the whole thing on this machine: cluster with its real node, images, PostgreSQL, operator and services by their charts, one order through the Services (kwok-only fallback without the node)
 	scripts/run.sh
 
-stop: ## stop what `make run` started (the operator; `make cluster-down` stops the cluster)
+stop: ## uninstall what `make run` installed (releases shop and berth; a host-process operator); `make cluster-down` stops the cluster
 	scripts/run.sh --stop

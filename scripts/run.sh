@@ -1,68 +1,103 @@
 #!/usr/bin/env bash
-# `make run`: the CRD, the operator (in the background) and the item and order
-# examples on the local cluster, which `make run` has already started (or on
-# the cluster in KUBECONFIG with BERTH_USE_EXISTING_CLUSTER=1).
-#   scripts/run.sh          start (again) and apply the examples
-#   scripts/run.sh --stop   stop the operator
+# `make run`: Berth and the item and order services on this machine, for real.
+#
+#   scripts/run.sh          bring everything up, or upgrade it (idempotent), and use it once
+#   scripts/run.sh --stop   uninstall both Helm releases and stop a host-process
+#                           operator; the cluster keeps running (make cluster-down)
+#
+# With the local cluster's real node (tests/cluster/up.sh starts one when the
+# machine can run it; BERTH_NODE=auto|1|0): the images loaded into the node,
+# PostgreSQL open to the pods, the operator and the services installed with
+# their Helm charts, then an item, an order and its read-back through the
+# Services from this machine (scripts/run/on-node.sh, requests.sh).
+# Without it: the operator as a process on this machine and examples/ on kwok's
+# simulated nodes (scripts/run/on-kwok.sh), saying why. With CI=true a missing
+# node is a failure, never the fallback.
+#
+# BERTH_RUN_NAMESPACE     the services' namespace (shop)
+# BERTH_RUN_METRICS_ADDR  the host-process operator's metrics address (127.0.0.1:8080)
+# BERTH_USE_EXISTING_CLUSTER=1  the cluster of $KUBECONFIG instead of the local one
+# shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(tests/cluster/build.sh --print)
-run_dir="$HOME/.cache/berth/run"
-pid_file="$run_dir/operator.pid"
-log="$run_dir/operator.log"
-namespace=${BERTH_RUN_NAMESPACE:-shop}
-metrics_addr=${BERTH_RUN_METRICS_ADDR:-127.0.0.1:8080}
-if [ "${BERTH_USE_EXISTING_CLUSTER:-}" != 1 ]; then
-  export KUBECONFIG="${BERTH_CLUSTER_DIR:-$HOME/.cache/berth/cluster}/kubeconfig"
-fi
-kubectl() { "$bin/kubectl" "$@"; }
-mkdir -p "$run_dir"
+. scripts/run/lib.sh
+. scripts/run/cluster.sh
+. scripts/run/on-node.sh
+. scripts/run/on-kwok.sh
+. scripts/run/requests.sh
 
-stop_operator() {
-  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    kill -TERM "$(cat "$pid_file")"
-    for _ in $(seq 50); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.2; done
+if [ "${1:-}" = --stop ]; then
+  if api_answers; then
+    uninstall shop "$namespace"
+    uninstall berth "$operator_namespace"
+  else
+    say "the cluster does not answer: no release to uninstall"
   fi
-  rm -f "$pid_file"
-}
-
-if [ "${1:-}" = "--stop" ]; then
-  stop_operator
-  echo "operator stopped (the cluster keeps running: make cluster-down stops it)"
+  stop_host_operator
+  echo "stopped (the cluster keeps running: make cluster-down stops it; PostgreSQL: scripts/postgres.sh stop)"
   exit 0
 fi
 
-echo "==> CRD"
-kubectl apply --server-side --field-manager=berth-run -f crds/microservice.yaml >/dev/null
-kubectl wait --for=condition=Established crd/microservices.berth.dev --timeout=60s >/dev/null
+# row TEXT COMMENT: one line of a summary, comments aligned.
+row() { printf '  %-56s # %s\n' "$1" "$2"; }
 
-echo "==> operator (log: $log)"
-stop_operator
-nohup target/debug/berth-operator run --metrics-addr "$metrics_addr" >>"$log" 2>&1 &
-echo $! >"$pid_file"
-for _ in $(seq 150); do
-  curl -fsS "http://$metrics_addr/readyz" >/dev/null 2>&1 && break
-  kill -0 "$(cat "$pid_file")" 2>/dev/null || { echo "the operator exited:"; tail -n 20 "$log"; exit 1; }
-  sleep 0.2
-done
-curl -fsS "http://$metrics_addr/readyz" >/dev/null || { echo "the operator is not ready:"; tail -n 20 "$log"; exit 1; }
+summary_node() {
+  local server item_url order_url metrics
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  item_url=$(service_url item)
+  order_url=$(service_url order)
+  metrics=$(kubectl get svc berth-operator-metrics -n "$operator_namespace" \
+    -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}' 2>/dev/null || true)
+  echo
+  echo "Berth and the shop run on node $node (real containers). From this machine:"
+  echo "  export KUBECONFIG=$KUBECONFIG"
+  echo "  alias kubectl=$bin/kubectl"
+  row "kubectl get ms,svc,pods -n $namespace -o wide" "the MicroServices, ClusterIPs, pods"
+  row "curl $item_url/v1/items" "item, through its Service"
+  row "curl $order_url/v1/orders" "order, through its Service"
+  row "curl -s ${metrics:-http://<berth-operator-metrics>:8080}/metrics" "the operator's metrics (berth_*)"
+  echo "Logs:"
+  row "kubectl logs -n $namespace deploy/item" "the services (deploy/order too), JSON lines"
+  row "kubectl logs -n $operator_namespace deploy/berth-operator" "the operator (release berth)"
+  row "$cluster_dir/logs/" "the cluster's components, the node's too"
+  row "/var/tmp/berth-postgres/server.log" "PostgreSQL"
+  echo "Addresses and ports, all on this machine:"
+  echo "  API server  $server"
+  echo "  node        $node_ip on the bridge berth0; pods 10.245.0.0/24; CoreDNS $node_ip:53"
+  echo "  Services    10.0.0.0/24: item ${item_url#http://}, order ${order_url#http://}"
+  echo "  PostgreSQL  127.0.0.1:55432, and $node_ip:55432 for pods (password); database berth_test"
+  echo "Stop: make stop (helm uninstall shop and berth); make cluster-down (the cluster);"
+  echo "      scripts/postgres.sh stop (PostgreSQL)."
+}
 
-echo "==> examples in namespace $namespace"
-kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl apply --server-side --field-manager=berth-run -n "$namespace" -f examples/item.yaml -f examples/order.yaml
-kubectl wait --for=condition=Ready -n "$namespace" ms/item ms/order --timeout=120s
+summary_kwok() {
+  echo
+  echo "Berth runs WITHOUT the real node: $1"
+  echo "Pods are simulated: kwok schedules them and marks them Running and Ready, but no"
+  echo "container runs, so nothing answers requests. Every object Berth manages"
+  echo "(Deployments, Services, HPA, PDB) is real API state."
+  echo "  export KUBECONFIG=$KUBECONFIG"
+  echo "  alias kubectl=$bin/kubectl"
+  row "kubectl get ms -n $namespace -o wide" "image, replicas, Ready, reason, URL"
+  row "kubectl get deploy,svc,hpa,pdb,pods -n $namespace" "what Berth made of them"
+  row "kubectl describe ms order -n $namespace" "conditions, dependencies, events"
+  row "curl -s http://$metrics_addr/metrics" "the operator's metrics (BERTH_RUN_METRICS_ADDR)"
+  row "tail -f $operator_log" "the operator's log"
+  echo "The API server listens on $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')."
+  echo "Stop: make stop (the operator); make cluster-down (the cluster)."
+}
 
-cat <<EOT
-
-Berth is running. Look at:
-  export KUBECONFIG=$KUBECONFIG
-  $bin/kubectl get ms -n $namespace                 # image, desired/ready replicas, autoscaling range, Ready
-  $bin/kubectl get ms -n $namespace -o wide         # + reason and URL
-  $bin/kubectl get deploy,svc,hpa,pdb,pods -n $namespace
-  $bin/kubectl describe ms order -n $namespace      # conditions, dependencies, events
-  curl -s http://$metrics_addr/metrics | grep ^berth_   # the operator's metrics
-  tail -f $log                                      # the operator's log
-Pods run on kwok's simulated nodes (no containers): they become Running and Ready,
-so everything Berth manages is real API state. Stop: make stop; make cluster-down.
-EOT
-kubectl get ms -n "$namespace"
+cluster_up
+if has_node; then
+  deploy_on_node
+  try_shop
+  summary_node
+else
+  reason=$(node_absent_reason)
+  [ "${CI:-}" != true ] || die "CI=true and the cluster has no real node ($node): $reason"
+  step "no real node: $reason"
+  say "falling back to kwok's simulated nodes and the operator as a host process"
+  deploy_on_kwok
+  kubectl get ms -n "$namespace"
+  summary_kwok "$reason"
+fi

@@ -6,6 +6,21 @@
 {{- printf "%s:%s" $repo (default $root.Chart.AppVersion $svc.image.tag) }}
 {{- end }}
 
+{{/* Pull policy and placement, the same for every service (root context). */}}
+{{- define "berth-services.pods" -}}
+{{- with .Values.imagePullPolicy }}
+imagePullPolicy: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{- define "berth-services.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -66,8 +66,9 @@ node_unavailable_reason() {
 # $BERTH_CLUSTER_DIR/node-unavailable for scripts/run.sh to repeat.
 resolve_node_mode() {
   local wanted=$NODE reason=""
-  rm -f "$BERTH_CLUSTER_DIR/node-unavailable"
+  # 0: asked for, or decided on an earlier start (the reason file stays).
   [ "$wanted" = 0 ] && return 0
+  rm -f "$BERTH_CLUSTER_DIR/node-unavailable"
   case $wanted in 1 | auto) ;; *) die "BERTH_NODE must be auto, 1 or 0, not '$wanted'" ;; esac
   node_install_deps
   reason=$(node_unavailable_reason)
