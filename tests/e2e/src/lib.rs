@@ -452,3 +452,95 @@ pub fn kubectl() -> Command {
     });
     Command::new(bin)
 }
+
+/// The cluster's helm: `$HELM`, else the one the local cluster built.
+pub fn helm() -> Command {
+    let bin = std::env::var("HELM").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/berth/bin/helm")
+    });
+    Command::new(bin)
+}
+
+/// Runs `cmd` to completion: its stdout, or an error with its stdout and stderr.
+pub fn run_command(mut cmd: Command) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{stdout}\n{stderr}");
+    }
+    Ok(stdout)
+}
+
+/// A Helm release a test installed. Dropping it uninstalls it (without
+/// waiting), so a test that fails half-way leaves no release behind;
+/// [`HelmRelease::uninstall`] is the checked, waited-for uninstall at its end.
+pub struct HelmRelease {
+    pub name: String,
+    pub namespace: String,
+    installed: bool,
+}
+
+/// `helm VERB NAME CHART -n NAMESPACE --wait` (VERB `install` or `upgrade`)
+/// plus `args` (`--set`, `-f`). `--force-conflicts`: the CRD is shared by
+/// every test (`install_crd` applies the same file first); this takes its
+/// fields over whatever other manager last applied it.
+pub fn helm_install(
+    verb: &str,
+    chart: &Path,
+    name: &str,
+    namespace: &str,
+    args: &[&str],
+) -> anyhow::Result<()> {
+    let mut cmd = helm();
+    cmd.args([verb, name])
+        .arg(chart)
+        .args(["--namespace", namespace, "--wait", "--timeout", "90s"])
+        .arg("--force-conflicts")
+        .args(args);
+    run_command(cmd).map(drop)
+}
+
+/// `helm uninstall --wait`: every object of the release is gone when it returns.
+pub fn helm_uninstall(name: &str, namespace: &str) -> anyhow::Result<()> {
+    let mut cmd = helm();
+    cmd.args(["uninstall", name, "--namespace", namespace])
+        .args(["--wait", "--timeout", "90s"]);
+    run_command(cmd).map(drop)
+}
+
+impl HelmRelease {
+    /// [`helm_install`] of a new release, uninstalled when dropped.
+    pub fn install(
+        chart: &Path,
+        name: &str,
+        namespace: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        // Dropped on failure too: `--wait` may time out after creating objects.
+        let release = Self {
+            name: name.into(),
+            namespace: namespace.into(),
+            installed: true,
+        };
+        helm_install("install", chart, name, namespace, args)?;
+        Ok(release)
+    }
+
+    /// [`helm_uninstall`], checked.
+    pub fn uninstall(mut self) -> anyhow::Result<()> {
+        self.installed = false;
+        helm_uninstall(&self.name, &self.namespace)
+    }
+}
+
+impl Drop for HelmRelease {
+    fn drop(&mut self) {
+        if self.installed {
+            let _ = helm()
+                .args(["uninstall", &self.name, "--namespace", &self.namespace])
+                .output();
+        }
+    }
+}

@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, ensure};
 use berth_e2e::{
-    Operator, TestNamespace, client, eventually, install_crd, is_ready_for_generation, kubectl,
-    operator_binary, wait_deleted, wait_for, workspace_root,
+    Operator, TestNamespace, client, eventually, helm, helm_uninstall, install_crd,
+    is_ready_for_generation, kubectl, operator_binary, run_command as run, wait_deleted, wait_for,
+    workspace_root,
 };
 use berth_operator::MicroService;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -51,24 +52,6 @@ const RULES: &[(&str, &str, &[&str])] = &[
 
 fn chart_dir() -> PathBuf {
     workspace_root().join("charts/berth-operator")
-}
-
-/// The cluster's helm: `$HELM`, else the one the local cluster installed.
-fn helm() -> Command {
-    let bin = std::env::var("HELM").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/berth/bin/helm")
-    });
-    Command::new(bin)
-}
-
-/// Runs `cmd`; its stdout, or an error with its stderr.
-fn run(mut cmd: Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "{cmd:?} failed:\n{stdout}\n{stderr}");
-    Ok(stdout)
 }
 
 /// `helm template` with `--set` values, parsed into its documents.
@@ -332,31 +315,8 @@ fn wrong_values_fail_with_a_message_naming_them() {
 
 /// `helm install`/`upgrade` of the chart as `release` into `namespace`.
 fn helm_install(verb: &str, release: &str, namespace: &str, sets: &[&str]) -> anyhow::Result<()> {
-    let mut cmd = helm();
-    cmd.args([verb, release])
-        .arg(chart_dir())
-        .args(["--namespace", namespace, "--wait", "--timeout", "90s"])
-        // The CRD is shared by every test (install_crd applies the same file
-        // first); this takes its fields over whatever other manager last applied it.
-        .arg("--force-conflicts");
-    for set in sets {
-        cmd.args(["--set", set]);
-    }
-    run(cmd).map(drop)
-}
-
-fn helm_uninstall(release: &str, namespace: &str) -> anyhow::Result<()> {
-    let mut cmd = helm();
-    cmd.args([
-        "uninstall",
-        release,
-        "--namespace",
-        namespace,
-        "--wait",
-        "--timeout",
-        "90s",
-    ]);
-    run(cmd).map(drop)
+    let args: Vec<&str> = sets.iter().flat_map(|set| ["--set", set]).collect();
+    berth_e2e::helm_install(verb, &chart_dir(), release, namespace, &args)
 }
 
 /// Uninstalls a release when a test fails half-way: its ClusterRole and

@@ -1,0 +1,139 @@
+//! item keeps its data in PostgreSQL, not in the pod: an item created through
+//! the Service is still there, unchanged, after its pod is deleted and a new
+//! pod (another uid) serves the Service.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+use berth_e2e::{Env, client, wait_deleted};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+
+use crate::support::{
+    assert_runs_on_real_node, http, json_of, pods_database_url, require_real_node, send,
+    service_spec, service_url, unique_suffix, wait_pod_ready,
+};
+
+#[tokio::test]
+async fn item_data_on_postgres_survives_deleting_its_pod() {
+    let database_url = pods_database_url().await;
+    require_real_node(&client().await, &["item-service"]).await;
+    let env = Env::new("node-pg").await;
+    let log = env.operator.log.display().to_string();
+    let schema = format!("node_item_{}", unique_suffix());
+    let _drop_schema = DropSchema {
+        url: database_url.clone(),
+        schema: schema.clone(),
+    };
+
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": { "name": "item-postgres" },
+        "stringData": { "url": database_url },
+    }))
+    .unwrap();
+    env.ns
+        .api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let spec = service_spec(
+        "item-service",
+        json!({ "env": [
+            { "name": "LOG_FORMAT", "value": "text" },
+            { "name": "DATABASE_URL", "valueFrom": { "secretKeyRef": { "name": "item-postgres", "key": "url" } } },
+            { "name": "DATABASE_SCHEMA", "value": schema },
+            { "name": "DATABASE_POOL_SIZE", "value": "2" },
+        ] }),
+    );
+    env.apply_microservice("item", &spec.to_string())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = env.ns.api();
+    let first = wait_pod_ready(&pods, "item", None)
+        .await
+        .with_context(|| format!("operator log: {log}"))
+        .unwrap();
+    assert_runs_on_real_node(&first);
+    env.wait_ready("item").await.unwrap();
+
+    let http = http();
+    let url = service_url(&env.client, &env.ns.name, "item")
+        .await
+        .unwrap();
+    let new_item = json!({ "name": "kept in postgres", "description": "survives its pod",
+                           "price_minor": 990, "currency": "EUR", "stock": 4 });
+    let response = send("create an item", || {
+        http.post(format!("{url}/v1/items")).json(&new_item)
+    })
+    .await
+    .unwrap();
+    let (code, created) = json_of(response).await.unwrap();
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let read = |what: &'static str| {
+        let (http, url, id) = (http.clone(), url.clone(), id.clone());
+        async move {
+            let response = send(what, || http.get(format!("{url}/v1/items/{id}")))
+                .await
+                .unwrap();
+            json_of(response).await.unwrap()
+        }
+    };
+    let (code, before) = read("read the item").await;
+    assert_eq!(code, 200, "{before}");
+
+    // Delete the pod; the Deployment replaces it. Once the old one is gone,
+    // only the new one can answer through the Service.
+    let first_name = first.metadata.name.clone().unwrap();
+    let first_uid = first.metadata.uid.clone().unwrap();
+    pods.delete(&first_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    let second = wait_pod_ready(&pods, "item", Some(&first_uid))
+        .await
+        .unwrap();
+    assert_ne!(second.metadata.uid, first.metadata.uid);
+    assert_runs_on_real_node(&second);
+    wait_deleted(&pods, &first_name).await.unwrap();
+
+    let (code, after) = read("read the item after the pod was replaced").await;
+    assert_eq!(
+        code, 200,
+        "the item is gone after its pod was replaced: {after}"
+    );
+    assert_eq!(
+        after, before,
+        "the item changed across the pod's replacement"
+    );
+}
+
+/// Drops the test's schema when the test ends (best effort: the database is a
+/// throwaway test cluster, and a failure here must not hide the test's own).
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let psql = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.path().join("bin/psql"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| "psql".into());
+        let dropped = Command::new(psql)
+            .arg(&self.url)
+            .args([
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
+            .output();
+        if !dropped.is_ok_and(|o| o.status.success()) {
+            eprintln!("could not drop schema {}", self.schema);
+        }
+    }
+}
