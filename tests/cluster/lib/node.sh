@@ -131,7 +131,7 @@ node_save_host_state() {
 # Differences between the machine now and before the node's first start.
 node_leftovers() {
   [ -s "$NODE_DIR/host-before.txt" ] || return 0
-  diff <(grep -v '^sysctl net.bridge' "$NODE_DIR/host-before.txt") <(node_state_snapshot | grep -v '^sysctl net.bridge') |
+  { diff <(grep -v '^sysctl net.bridge' "$NODE_DIR/host-before.txt") <(node_state_snapshot | grep -v '^sysctl net.bridge') || true; } |
     sed -n 's/^> /now:    /p; s/^< /before: /p'
 }
 
@@ -393,11 +393,14 @@ node_drain() {
 # Second half (every component stopped): whatever is left, by our paths only.
 node_teardown() {
   [ -d "$NODE_DIR" ] || return 0
-  # Shims serving our containerd (their command line names its socket).
-  local pid
-  for pid in $(pgrep -f -- "-address $NODE_SOCKET" || true); do
+  # Shims serving our containerd (their command line names its socket), and
+  # the socket each leaves in /run/containerd/s when killed: containerd names
+  # it sha256("<containerd socket>/<namespace>/<shim id>") (pkg/shim/util_unix.go).
+  local pid id
+  while read -r pid id; do
     kill -KILL "$pid" 2>/dev/null || true
-  done
+    rm -f "/run/containerd/s/$(printf '%s' "$NODE_SOCKET/k8s.io/$id" | sha256sum | cut -d' ' -f1)"
+  done < <(pgrep -af -- "-address $NODE_SOCKET" | sed -n 's/^\([0-9]*\) .* -id \([0-9a-f]*\) .*/\1 \2/p')
   # Containers the drain could not stop: their processes are in kubepods cgroups.
   find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u |
     xargs -r kill -KILL 2>/dev/null || true
