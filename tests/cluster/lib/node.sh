@@ -208,10 +208,16 @@ node_write_config() {
 version = 4
 root = "$NODE_DIR/containerd/root"
 state = "$NODE_DIR/containerd/state"
-[grpc]
+# Version 4 moved the servers' addresses into plugins: a [grpc] section
+# would be ignored and containerd would take /run/containerd/containerd.sock.
+[plugins.'io.containerd.server.v1.grpc']
   address = "$NODE_SOCKET"
-[ttrpc]
+[plugins.'io.containerd.server.v1.ttrpc']
   address = "$NODE_SOCKET.ttrpc"
+[plugins.'io.containerd.server.v1.debug']
+  address = ""
+[plugins.'io.containerd.server.v1.metrics']
+  address = ""
 [plugins.'io.containerd.internal.v1.opt']
   path = "$NODE_DIR/containerd/opt"
 [plugins.'io.containerd.nri.v1.nri']
