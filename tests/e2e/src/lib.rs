@@ -347,6 +347,28 @@ impl Drop for Operator {
     }
 }
 
+/// Applies a MicroService server-side as field manager `berth-e2e` (as
+/// `kubectl apply --server-side --force-conflicts` would).
+pub async fn apply_microservice(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    spec: &serde_json::Value,
+) -> anyhow::Result<MicroService> {
+    let body = json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": "MicroService",
+        "metadata": { "name": name, "namespace": ns }, "spec": spec,
+    });
+    Api::<MicroService>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("berth-e2e").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .with_context(|| format!("applying MicroService {ns}/{name}"))
+}
+
 /// A test's namespace, with the CRD installed and an operator watching it.
 pub struct Env {
     pub client: Client,
@@ -378,20 +400,7 @@ impl Env {
         spec_yaml: &str,
     ) -> anyhow::Result<MicroService> {
         let spec: serde_json::Value = serde_yaml::from_str(spec_yaml)?;
-        let body = json!({
-            "apiVersion": "berth.dev/v1alpha1",
-            "kind": "MicroService",
-            "metadata": { "name": name, "namespace": self.ns.name },
-            "spec": spec,
-        });
-        Ok(self
-            .microservices()
-            .patch(
-                name,
-                &PatchParams::apply("berth-e2e").force(),
-                &Patch::Apply(&body),
-            )
-            .await?)
+        apply_microservice(&self.client, &self.ns.name, name, &spec).await
     }
 
     /// Waits until the MicroService reports Ready=True for its current generation.
@@ -543,4 +552,15 @@ impl Drop for HelmRelease {
                 .output();
         }
     }
+}
+
+/// The plain value of environment variable `name` in a pod spec's first container.
+pub fn container_env(spec: &k8s_openapi::api::core::v1::PodSpec, name: &str) -> Option<String> {
+    spec.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
 }

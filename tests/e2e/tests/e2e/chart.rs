@@ -22,7 +22,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role};
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -334,13 +333,7 @@ impl Drop for UninstallOnDrop {
 }
 
 fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
-    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == name)?
-        .value
-        .clone()
+    berth_e2e::container_env(deployment.spec.as_ref()?.template.spec.as_ref()?, name)
 }
 
 /// Rolled out: the controller saw the newest spec and every replica runs it, Ready.
@@ -535,18 +528,9 @@ fn can_i(sa_namespace: &str, sa: &str, verb: &str, resource: &str, ns: &str) -> 
 }
 
 async fn apply(client: &Client, ns: &str, name: &str, spec: Value) -> anyhow::Result<()> {
-    let body = json!({
-        "apiVersion": "berth.dev/v1alpha1", "kind": "MicroService",
-        "metadata": { "name": name, "namespace": ns }, "spec": spec,
-    });
-    Api::<MicroService>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("berth-e2e").force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    Ok(())
+    berth_e2e::apply_microservice(client, ns, name, &spec)
+        .await
+        .map(drop)
 }
 
 #[tokio::test]

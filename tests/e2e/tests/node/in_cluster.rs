@@ -17,9 +17,11 @@ use kube::api::ListParams;
 use kube::{Api, Resource};
 use serde_json::json;
 
+use berth_e2e::apply_microservice;
+
 use crate::support::{
-    apply_microservice, assert_restricted_spec, assert_runs_on_real_node, http, image_tag,
-    placement, require_real_node, send, service_spec, service_url, wait_pod_ready,
+    assert_restricted_spec, assert_runs_on_real_node, http, image_tag, placement,
+    require_real_node, send, service_spec, service_url, wait_pod_ready,
 };
 
 #[tokio::test]

@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use berth_e2e::{Env, client};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use serde_json::json;
 
 use crate::support::{
-    assert_restricted_spec, assert_runs_on_real_node, container_process, http, is_ready, json_of,
-    require_real_node, send, service_spec, wait_pod_ready,
+    assert_restricted_spec, assert_runs_on_real_node, container_process, http, is_ready,
+    item_and_order, json_of, send, wait_pod_ready,
 };
 
 /// Berth's liveness probe starts after 10 s without a startup probe; with a
@@ -22,16 +20,8 @@ const LIVENESS_VERDICT: Duration = Duration::from_secs(10 + 3 * 2 + 2);
 
 #[tokio::test]
 async fn item_and_order_run_restricted_on_the_real_node_and_pass_their_probes() {
-    require_real_node(&client().await, &["item-service", "order-service"]).await;
-    let env = Env::new("node-run").await;
+    let env = item_and_order("node-run").await;
     let log = env.operator.log.display().to_string();
-    env.apply_microservice("item", &service_spec("item-service", json!({})).to_string())
-        .await
-        .unwrap();
-    let order = service_spec("order-service", json!({ "dependencies": ["item"] }));
-    env.apply_microservice("order", &order.to_string())
-        .await
-        .unwrap();
 
     let pods: Api<Pod> = env.ns.api();
     let mut started = Vec::new();

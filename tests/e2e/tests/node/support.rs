@@ -7,10 +7,9 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use berth_e2e::eventually;
-use berth_operator::MicroService;
+use berth_e2e::{Env, eventually};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::api::{ListParams, LogParams, Patch, PatchParams};
+use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -67,27 +66,6 @@ pub fn service_spec(image_name: &str, extra: Value) -> Value {
         spec.extend(extra);
     }
     spec
-}
-
-/// Applies a MicroService (server-side, as `kubectl apply --server-side`).
-pub async fn apply_microservice(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    spec: &Value,
-) -> anyhow::Result<MicroService> {
-    let body = json!({
-        "apiVersion": "berth.dev/v1alpha1", "kind": "MicroService",
-        "metadata": { "name": name, "namespace": ns }, "spec": spec,
-    });
-    Api::<MicroService>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::apply("berth-e2e").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .with_context(|| format!("applying MicroService {ns}/{name}"))
 }
 
 /// Fails unless the real node is Ready, labelled and tainted as the tests
@@ -510,13 +488,7 @@ pub async fn json_of(response: reqwest::Response) -> anyhow::Result<(u16, Value)
 
 /// The value of environment variable `name` in the pod's container spec.
 pub fn env_value(pod: &Pod, name: &str) -> Option<String> {
-    pod.spec.as_ref()?.containers[0]
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == name)?
-        .value
-        .clone()
+    berth_e2e::container_env(pod.spec.as_ref()?, name)
 }
 
 /// A name unique to this run, usable in DNS labels and SQL identifiers.
@@ -525,4 +497,23 @@ pub fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{}{:06}", now.as_secs(), now.subsec_micros())
+}
+
+/// item, and order depending on it, on the real node under a per-test
+/// operator: the two tests that start both share this setup.
+pub async fn item_and_order(prefix: &str) -> Env {
+    require_real_node(
+        &berth_e2e::client().await,
+        &["item-service", "order-service"],
+    )
+    .await;
+    let env = Env::new(prefix).await;
+    env.apply_microservice("item", &service_spec("item-service", json!({})).to_string())
+        .await
+        .unwrap();
+    let order = service_spec("order-service", json!({ "dependencies": ["item"] }));
+    env.apply_microservice("order", &order.to_string())
+        .await
+        .unwrap();
+    env
 }

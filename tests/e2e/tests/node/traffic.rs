@@ -3,30 +3,20 @@
 //! order pod to item through cluster DNS (CoreDNS).
 
 use anyhow::Context as _;
-use berth_e2e::{Env, client, wait_for};
+use berth_e2e::wait_for;
 use berth_operator::MicroService;
 use berth_operator::microservice::DependencyState;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{
-    env_value, http, json_of, require_real_node, send, service_spec, service_url, wait_pod_ready,
-};
+use crate::support::{env_value, http, item_and_order, json_of, send, service_url, wait_pod_ready};
 
 #[tokio::test]
 async fn order_reaches_item_through_the_url_berth_injects() {
-    require_real_node(&client().await, &["item-service", "order-service"]).await;
-    let env = Env::new("node-call").await;
+    let env = item_and_order("node-call").await;
     let ns = env.ns.name.clone();
     let log = env.operator.log.display().to_string();
-    env.apply_microservice("item", &service_spec("item-service", json!({})).to_string())
-        .await
-        .unwrap();
-    let order = service_spec("order-service", json!({ "dependencies": ["item"] }));
-    env.apply_microservice("order", &order.to_string())
-        .await
-        .unwrap();
     let pods: Api<Pod> = env.ns.api();
     for name in ["item", "order"] {
         wait_pod_ready(&pods, name, None)
