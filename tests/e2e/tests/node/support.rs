@@ -70,10 +70,17 @@ pub fn service_spec(image_name: &str, extra: Value) -> Value {
 
 /// Fails unless the real node is Ready, labelled and tainted as the tests
 /// expect, and its container runtime has every image in `images` (names as
-/// given to [`image`]).
+/// given to [`image`]). Retried for a minute: the kubelet lists its images
+/// every 30 s and reports them with its next status update, so images that
+/// `make images` has just loaded show up in the Node only after up to ~40 s.
 pub async fn require_real_node(client: &Client, images: &[&str]) {
-    if let Err(e) = check_real_node(client, images).await {
-        panic!("{e:#}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match check_real_node(client, images).await {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{e:#}"),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
     }
 }
 
