@@ -16,7 +16,7 @@ chart-lint: ## helm lint --strict both charts
 	$(HELM) lint --strict charts/berth-operator charts/berth-services
 
 # After test-e2e under `make test`, so the two suites do not share the 2 cores.
-test-chart: cluster-up operator-build $(if $(filter test,$(MAKECMDGOALS)),test-e2e) ## every operator e2e scenario with only the chart's ClusterRole (installs, then uninstalls, release berth-rbac)
+test-chart: cluster-up run-clear operator-build $(if $(filter test,$(MAKECMDGOALS)),test-e2e) ## every operator e2e scenario with only the chart's ClusterRole (installs, then uninstalls, release berth-rbac)
 	cargo build -p berth-e2e --tests
 	@mkdir -p target/chart
 	export KUBECONFIG=$${KUBECONFIG:-$(BERTH_CLUSTER_DIR)/kubeconfig} KUBECTL=$(CLUSTER_BIN)/kubectl; \

@@ -2,9 +2,17 @@
 # (or any cluster: BERTH_USE_EXISTING_CLUSTER=1 with KUBECONFIG set).
 RUN_DIR := $(HOME)/.cache/berth/run
 
-.PHONY: test-e2e run stop
+.PHONY: test-e2e run stop run-clear
 
-test-e2e: cluster-up operator-build ## end-to-end tests of the operator against the cluster (each test: own namespace, own operator)
+# `make run`'s Berth watches every namespace: left running, it would reconcile
+# the tests' MicroServices beside each test's own operator (seen: a scoped
+# chart test found status written outside its namespace). Every suite on the
+# shared cluster takes it down first; `make run` brings it back.
+run-clear: cluster-up
+	@if [ "$${BERTH_USE_EXISTING_CLUSTER:-}" != 1 ]; then \
+		scripts/run.sh --stop | sed 's/^/[make run, stopped for the tests] /'; fi
+
+test-e2e: cluster-up run-clear operator-build ## end-to-end tests of the operator against the cluster (each test: own namespace, own operator)
 	cargo build -p berth-e2e --tests
 	KUBECONFIG=$${KUBECONFIG:-$(BERTH_CLUSTER_DIR)/kubeconfig} KUBECTL=$(CLUSTER_BIN)/kubectl \
 		cargo test -p berth-e2e --test e2e -- --test-threads=$${E2E_THREADS:-3}

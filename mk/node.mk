@@ -9,7 +9,7 @@
 .PHONY: test-node
 
 # After test-e2e and test-chart under `make test`, so the suites do not share the 2 cores.
-test-node: cluster-up images operator-build $(if $(filter test,$(MAKECMDGOALS)),test-e2e test-chart) ## e2e tests on the real node: item and order as restricted pods, order->item over cluster DNS, PostgreSQL across a pod restart, the operator in-cluster from its chart
+test-node: cluster-up run-clear images operator-build $(if $(filter test,$(MAKECMDGOALS)),test-e2e test-chart) ## e2e tests on the real node: item and order as restricted pods, order->item over cluster DNS, PostgreSQL across a pod restart, the operator in-cluster from its chart
 	cargo build -p berth-e2e --tests
 	url=$$(scripts/postgres.sh --pods-url) && \
 	KUBECONFIG=$${KUBECONFIG:-$(BERTH_CLUSTER_DIR)/kubeconfig} KUBECTL=$(CLUSTER_BIN)/kubectl \

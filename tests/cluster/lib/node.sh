@@ -90,7 +90,8 @@ resolve_node_mode() {
 # The sandbox image, built from Kubernetes' pause.c and loaded by
 # scripts/images.sh (which make images also runs for Berth's own images).
 node_load_pause() {
-  node_ctr images ls -q 2>/dev/null | grep -qxF "$PAUSE_IMAGE" && return 0
+  local images; images=$(node_ctr images ls -q 2>/dev/null) || true
+  grep -qxF "$PAUSE_IMAGE" <<<"$images" && return 0
   "$cluster_src/../../scripts/images.sh" --load pause >/dev/null
 }
 
@@ -142,7 +143,8 @@ node_network_up() {
   if ! ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$NODE_BRIDGE" type bridge
   fi
-  ip addr show dev "$NODE_BRIDGE" | grep -qF " $NODE_IP/" ||
+  # Not `ip addr show | grep -q`: grep's early exit fails the pipeline (pipefail).
+  [[ $(ip -o -4 addr show dev "$NODE_BRIDGE") == *" $NODE_IP/"* ]] ||
     ip addr add "$NODE_IP/${NODE_POD_CIDR#*/}" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   # Pod -> Service -> pod on the same bridge: bridged frames must pass
