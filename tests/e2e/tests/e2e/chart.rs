@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, ensure};
 use berth_e2e::{
-    Operator, TestNamespace, client, eventually, helm, helm_uninstall, install_crd,
+    HelmRelease, Operator, TestNamespace, client, eventually, helm, helm_uninstall, install_crd,
     is_ready_for_generation, kubectl, operator_binary, run_command as run, wait_deleted, wait_for,
     workspace_root,
 };
@@ -318,20 +318,6 @@ fn helm_install(verb: &str, release: &str, namespace: &str, sets: &[&str]) -> an
     berth_e2e::helm_install(verb, &chart_dir(), release, namespace, &args)
 }
 
-/// Uninstalls a release when a test fails half-way: its ClusterRole and
-/// ClusterRoleBinding would outlive the test namespace.
-struct UninstallOnDrop(String, String);
-
-impl Drop for UninstallOnDrop {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = helm()
-                .args(["uninstall", &self.0, "--namespace", &self.1])
-                .output();
-        }
-    }
-}
-
 fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
     berth_e2e::container_env(deployment.spec.as_ref()?.template.spec.as_ref()?, name)
 }
@@ -357,8 +343,9 @@ async fn install_upgrade_and_uninstall_on_the_cluster() {
     let release = format!("berth-{}", ns.name.rsplit('-').next().unwrap());
     let name = format!("{release}-berth-operator");
 
-    helm_install("install", &release, &ns.name, &[]).unwrap();
-    let _cleanup = UninstallOnDrop(release.clone(), ns.name.clone());
+    // Uninstalled when the test fails half-way: its ClusterRole and
+    // ClusterRoleBinding would outlive the test namespace.
+    let installed_release = HelmRelease::install(&chart_dir(), &release, &ns.name, &[]).unwrap();
     let deployments: Api<Deployment> = ns.api();
     let installed = wait_for(&deployments, &name, rolled_out).await.unwrap();
     assert_eq!(
@@ -402,7 +389,7 @@ async fn install_upgrade_and_uninstall_on_the_cluster() {
     assert_eq!(limits["memory"].0, "512Mi");
     ns.api::<PodDisruptionBudget>().get(&name).await.unwrap();
 
-    helm_uninstall(&release, &ns.name).unwrap();
+    installed_release.uninstall().unwrap();
     wait_deleted(&deployments, &name).await.unwrap();
     for gone in [
         ns.api::<ServiceAccount>()

@@ -12,8 +12,8 @@ use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 use crate::support::{
-    assert_runs_on_real_node, http, json_of, pods_database_url, require_real_node, send,
-    service_spec, service_url, unique_suffix, wait_pod_ready,
+    assert_runs_on_real_node, create_item, http, json_of, pods_database_url, require_real_node,
+    send, service_spec, service_url, unique_suffix, wait_pod_ready,
 };
 
 #[tokio::test]
@@ -64,13 +64,7 @@ async fn item_data_on_postgres_survives_deleting_its_pod() {
         .unwrap();
     let new_item = json!({ "name": "kept in postgres", "description": "survives its pod",
                            "price_minor": 990, "currency": "EUR", "stock": 4 });
-    let response = send("create an item", || {
-        http.post(format!("{url}/v1/items")).json(&new_item)
-    })
-    .await
-    .unwrap();
-    let (code, created) = json_of(response).await.unwrap();
-    assert_eq!(code, 201, "{created}");
+    let created = create_item(&http, &url, &new_item).await;
     let id = created["id"].as_str().unwrap().to_string();
     let read = |what: &'static str| {
         let (http, url, id) = (http.clone(), url.clone(), id.clone());

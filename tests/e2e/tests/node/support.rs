@@ -524,3 +524,16 @@ pub async fn item_and_order(prefix: &str) -> Env {
         .unwrap();
     env
 }
+
+/// Creates an item through item's Service at `item_url` (retrying until the
+/// Service answers) and returns it, failing unless the answer is 201.
+pub async fn create_item(http: &reqwest::Client, item_url: &str, item: &Value) -> Value {
+    let response = send("create an item through item's Service", || {
+        http.post(format!("{item_url}/v1/items")).json(item)
+    })
+    .await
+    .unwrap();
+    let (code, created) = json_of(response).await.unwrap();
+    assert_eq!(code, 201, "POST {item_url}/v1/items: {created}");
+    created
+}

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{env_value, http, item_and_order, json_of, send, service_url, wait_pod_ready};
+use crate::support::{
+    create_item, env_value, http, item_and_order, json_of, send, service_url, wait_pod_ready,
+};
 
 #[tokio::test]
 async fn order_reaches_item_through_the_url_berth_injects() {
@@ -50,13 +52,7 @@ async fn order_reaches_item_through_the_url_berth_injects() {
     let order_url = service_url(&env.client, &ns, "order").await.unwrap();
     let item =
         json!({ "name": "berth node widget", "price_minor": 1250, "currency": "EUR", "stock": 10 });
-    let response = send("create an item through item's Service", || {
-        http.post(format!("{item_url}/v1/items")).json(&item)
-    })
-    .await
-    .unwrap();
-    let (code, item) = json_of(response).await.unwrap();
-    assert_eq!(code, 201, "POST {item_url}/v1/items: {item}");
+    let item = create_item(&http, &item_url, &item).await;
     let item_id = item["id"].as_str().unwrap().to_string();
 
     // order prices the line and reserves the stock by calling item at ITEM_URL.
