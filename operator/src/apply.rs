@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource, ResourceExt};
@@ -38,7 +39,8 @@ pub struct Ensured<K> {
     pub outcome: Outcome,
 }
 
-/// The kinds Berth manages as children.
+/// The kinds Berth watches, applies and deletes: its children, and the
+/// MicroService itself.
 pub trait Child:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
@@ -80,19 +82,24 @@ pub async fn ensure<K: Child>(
 ) -> Result<Ensured<K>, Error> {
     let (name, namespace) = (desired.name_any(), desired.namespace().unwrap_or_default());
     let kind = K::kind(&()).into_owned();
+    let full_name = format!("{namespace}/{name}");
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     // The caches only hold objects carrying Berth's label, so a miss is
     // confirmed with a GET: an unlabeled object of the same name belongs to
     // someone else and must not be taken over by a forced apply.
     let live = match Stores::child(store, &name, &namespace) {
         Some(live) => Some(live),
-        None => api.get_opt(&name).await?.map(Arc::new),
+        None => api
+            .get_opt(&name)
+            .await
+            .map_err(Error::api("get", &kind, &full_name))?
+            .map(Arc::new),
     };
     if let Some(live) = &live {
         if !controlled_by(live.as_ref(), ms) {
             return Err(Error::ChildConflict {
                 kind,
-                name: format!("{namespace}/{name}"),
+                name: full_name,
             });
         }
         if up_to_date(&desired, live.as_ref()) {
@@ -109,7 +116,8 @@ pub async fn ensure<K: Child>(
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(&desired),
         )
-        .await?;
+        .await
+        .map_err(Error::api("apply", &kind, &full_name))?;
     ctx.metrics.wrote(&kind, "apply");
     let outcome = if live.is_some() {
         Outcome::Updated
@@ -152,19 +160,29 @@ pub async fn ensure_absent<K: Child>(
         Ok(_) => {}
         // Already gone, or replaced by another object of that name: nothing of ours to delete.
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return Ok(Outcome::Absent),
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            return Err(Error::api("delete", &kind, &format!("{namespace}/{name}"))(
+                e,
+            ));
+        }
     }
     ctx.metrics.wrote(&kind, "delete");
     tracing::info!(%kind, %namespace, %name, "deleted child the spec no longer asks for");
     Ok(Outcome::Deleted)
 }
 
+/// Whether `entry` is Berth's own apply of an object (not of its status):
+/// the fields Berth sets. The cache keeps only this entry.
+pub fn is_own_apply(entry: &ManagedFieldsEntry) -> bool {
+    entry.manager.as_deref() == Some(MANAGER)
+        && entry.operation.as_deref() == Some("Apply")
+        && entry.subresource.is_none()
+}
+
 /// Whether Berth's own apply currently owns `spec.replicas` of `live`.
 pub fn owns_replicas(live: &Deployment) -> bool {
     live.managed_fields().iter().any(|entry| {
-        entry.manager.as_deref() == Some(MANAGER)
-            && entry.operation.as_deref() == Some("Apply")
-            && entry.subresource.is_none()
+        is_own_apply(entry)
             && entry
                 .fields_v1
                 .as_ref()
@@ -212,7 +230,12 @@ pub async fn hand_replicas_to_autoscaler(
         &PatchParams::apply(HANDOFF_MANAGER).force(),
         &Patch::Apply(&patch),
     )
-    .await?;
+    .await
+    .map_err(Error::api(
+        "handoff",
+        "Deployment",
+        &format!("{namespace}/{name}"),
+    ))?;
     ctx.metrics.wrote("Deployment", "handoff");
     tracing::info!(%namespace, %name, replicas, "handed spec.replicas to the autoscaler");
     Ok(())

@@ -1,31 +1,42 @@
-//! The operator's view of the cluster: one watch per kind, each feeding a
-//! shared in-memory store (read by the reconciler) and a trigger stream (fed to
-//! the controller). One watch serves both, so nothing is watched twice.
+//! The operator's view of the cluster: one watch per kind, each feeding an
+//! in-memory store (read by the reconciler) and a stream of [`Change`]s (the
+//! controller's triggers). One watch serves both, so nothing is watched twice.
+//!
+//! Deletions are triggers too. kube's shared reflector streams only pass on
+//! objects that are still in the store, so a deleted object never reached a
+//! subscriber: a deleted dependency left its dependents "Ready", and a deleted
+//! child waited for the resync to be recreated. Here every watch event becomes
+//! a change, and a relist (after a watch gap) is compared with the store it
+//! replaces, so an object deleted while the watch was down is reported too.
 //!
 //! Children are cached whole because the reconciler compares them with what it
 //! would apply and skips the write when they already match; their
 //! `managedFields` are cut down to Berth's own entry, the only one it reads,
 //! which keeps memory low at scale.
 
-use std::fmt::Debug;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, future::BoxFuture};
+use futures::channel::mpsc;
+use futures::stream::BoxStream;
+use futures::{SinkExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
 
+use crate::apply::{Child, is_own_apply};
 use crate::desired::labels::MICROSERVICE_LABEL;
-use crate::microservice::{MANAGER, MicroService};
+use crate::microservice::MicroService;
 
-/// Buffer of each shared trigger stream: how far a slow subscriber may lag.
+/// Buffer of each change stream: how far a slow subscriber may lag before the
+/// watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 1024;
 /// Objects per list page when a watch (re)starts.
 const PAGE_SIZE: u32 = 500;
@@ -35,6 +46,32 @@ const PAGE_SIZE: u32 = 500;
 /// more. Five watches retrying every 5 s at most costs the API server nothing.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// What a watch saw happen to one object.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// Created or changed (also every object of a fresh list).
+    Applied(Arc<K>),
+    /// Deleted: the object as it was last seen.
+    Deleted(Arc<K>),
+}
+
+impl<K> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Change::Applied(obj) => Change::Applied(obj.clone()),
+            Change::Deleted(obj) => Change::Deleted(obj.clone()),
+        }
+    }
+}
+
+impl<K> Change<K> {
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Change::Applied(obj) | Change::Deleted(obj) => obj,
+        }
+    }
+}
 
 /// Stores of everything the reconciler reads.
 #[derive(Clone)]
@@ -67,14 +104,15 @@ impl Stores {
     }
 }
 
-/// Trigger streams for the controller, one per kind.
+/// The controller's triggers.
 pub struct Triggers {
-    pub microservices: futures::stream::BoxStream<'static, Arc<MicroService>>,
-    pub dependencies: futures::stream::BoxStream<'static, Arc<MicroService>>,
-    pub deployments: futures::stream::BoxStream<'static, Arc<Deployment>>,
-    pub services: futures::stream::BoxStream<'static, Arc<Service>>,
-    pub autoscalers: futures::stream::BoxStream<'static, Arc<HorizontalPodAutoscaler>>,
-    pub disruption_budgets: futures::stream::BoxStream<'static, Arc<PodDisruptionBudget>>,
+    /// MicroServices created or changed.
+    pub microservices: BoxStream<'static, Arc<MicroService>>,
+    /// Every change to a MicroService, deletions included: what its
+    /// dependents and the per-object bookkeeping react to.
+    pub microservice_changes: BoxStream<'static, Change<MicroService>>,
+    /// The owner of every child that was created, changed or deleted.
+    pub owners: BoxStream<'static, ObjectRef<MicroService>>,
 }
 
 /// Whether every watch is currently connected: false from a watch error until
@@ -101,119 +139,224 @@ impl WatchHealth {
     }
 }
 
-/// Starts the watches. Returns the stores, the trigger streams and one future
-/// that drives all watches; it must be polled for the stores to fill.
+/// Starts the watches. Returns the stores, the triggers and one future that
+/// drives all watches; it must be polled for the stores to fill.
+///
+/// The child kinds are listed here once each: a watch filtered by Berth's
+/// label, a store, and the owners of its changes as triggers.
 pub fn start(
     client: &Client,
     namespace: Option<&str>,
     health: WatchHealth,
     trim: bool,
 ) -> (Stores, Triggers, BoxFuture<'static, ()>) {
-    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
+    let watches = Watches {
+        client: client.clone(),
+        namespace: namespace.map(str::to_owned),
+        health,
+        trim,
+    };
+    let mut microservices = watches.watch::<MicroService>(watcher::Config::default());
+    let ms_applied = microservices.subscribe().filter_map(|change| async move {
+        match change {
+            Change::Applied(ms) => Some(ms),
+            Change::Deleted(_) => None,
         }
-    }
-    // Children are found by Berth's label; anything without it is not ours to read.
-    let children = watcher::Config::default()
-        .labels(MICROSERVICE_LABEL)
-        .page_size(PAGE_SIZE);
-    let all = watcher::Config::default().page_size(PAGE_SIZE);
+    });
+    let ms_changes = microservices.subscribe();
+    let (deployments, dep_owners, dep_driver) = watches.child::<Deployment>();
+    let (services, svc_owners, svc_driver) = watches.child::<Service>();
+    let (autoscalers, hpa_owners, hpa_driver) = watches.child::<HorizontalPodAutoscaler>();
+    let (disruption_budgets, pdb_owners, pdb_driver) = watches.child::<PodDisruptionBudget>();
 
-    let (microservices, ms_trigger, ms_extra, ms_driver) =
-        shared::<MicroService>(api(client, namespace), all, health.clone(), true, trim);
-    let (deployments, dep_trigger, _, dep_driver) = shared::<Deployment>(
-        api(client, namespace),
-        children.clone(),
-        health.clone(),
-        false,
-        trim,
-    );
-    let (services, svc_trigger, _, svc_driver) = shared::<Service>(
-        api(client, namespace),
-        children.clone(),
-        health.clone(),
-        false,
-        trim,
-    );
-    let (autoscalers, hpa_trigger, _, hpa_driver) = shared::<HorizontalPodAutoscaler>(
-        api(client, namespace),
-        children.clone(),
-        health.clone(),
-        false,
-        trim,
-    );
-    let (disruption_budgets, pdb_trigger, _, pdb_driver) =
-        shared::<PodDisruptionBudget>(api(client, namespace), children, health, false, trim);
-
+    let stores = Stores {
+        microservices: microservices.store.clone(),
+        deployments,
+        services,
+        autoscalers,
+        disruption_budgets,
+    };
+    let triggers = Triggers {
+        microservices: ms_applied.boxed(),
+        microservice_changes: ms_changes.boxed(),
+        owners: futures::stream::select_all([dep_owners, svc_owners, hpa_owners, pdb_owners])
+            .boxed(),
+    };
+    let ms_driver = microservices.run();
     let drivers = async move {
         futures::join!(ms_driver, dep_driver, svc_driver, hpa_driver, pdb_driver);
     };
-    (
-        Stores {
-            microservices,
-            deployments,
-            services,
-            autoscalers,
-            disruption_budgets,
-        },
-        Triggers {
-            microservices: ms_trigger,
-            dependencies: ms_extra.expect("asked for a second subscriber"),
-            deployments: dep_trigger,
-            services: svc_trigger,
-            autoscalers: hpa_trigger,
-            disruption_budgets: pdb_trigger,
-        },
-        Box::pin(drivers),
-    )
+    (stores, triggers, Box::pin(drivers))
 }
 
-type Shared<K> = (
-    Store<K>,
-    futures::stream::BoxStream<'static, Arc<K>>,
-    Option<futures::stream::BoxStream<'static, Arc<K>>>,
-    BoxFuture<'static, ()>,
-);
-
-/// One watch of `K`: a store, one trigger stream (two when `second`), and the driver.
-fn shared<K>(
-    api: Api<K>,
-    wc: watcher::Config,
+/// What every watch shares.
+struct Watches {
+    client: Client,
+    namespace: Option<String>,
     health: WatchHealth,
-    second: bool,
     trim: bool,
-) -> Shared<K>
-where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let trigger = writer.subscribe().expect("shared store").boxed();
-    let extra = second.then(|| writer.subscribe().expect("shared store").boxed());
-    let kind = K::kind(&()).into_owned();
-    let failing = health.register();
-    let driver = Box::pin(
-        watcher(api, wc)
-            .backoff(RetryDelay::default())
-            .modify(move |obj| {
-                if trim {
-                    keep_own_managed_fields(obj);
-                }
-            })
-            .reflect_shared(writer)
-            .for_each(move |event| {
-                if let Err(error) = &event {
-                    tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
-                }
-                failing.store(event.is_err(), Ordering::Relaxed);
-                futures::future::ready(())
-            }),
-    );
-    (store, trigger, extra, driver)
+}
+
+impl Watches {
+    fn watch<K: Child>(&self, config: watcher::Config) -> Watched<K> {
+        let api = match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        Watched::new(api, config.page_size(PAGE_SIZE), &self.health, self.trim)
+    }
+
+    /// A child kind: found by Berth's label (anything without it is not ours
+    /// to read); its changes trigger the MicroService that controls it.
+    fn child<K: Child>(
+        &self,
+    ) -> (
+        Store<K>,
+        BoxStream<'static, ObjectRef<MicroService>>,
+        BoxFuture<'static, ()>,
+    ) {
+        let mut watched = self.watch::<K>(watcher::Config::default().labels(MICROSERVICE_LABEL));
+        let owners = watched
+            .subscribe()
+            .filter_map(|change| async move { controller_of(change.object().as_ref()) })
+            .boxed();
+        (watched.store.clone(), owners, watched.run())
+    }
+}
+
+/// The MicroService that controls `child`, from its controller reference.
+pub fn controller_of<K: Resource>(child: &K) -> Option<ObjectRef<MicroService>> {
+    let namespace = child.meta().namespace.as_deref()?;
+    child
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == MicroService::kind(&())
+                && o.api_version == MicroService::api_version(&())
+        })
+        .map(|o| ObjectRef::new(&o.name).within(namespace))
+}
+
+/// One watch of `K`: its store, and the streams of its changes handed out by
+/// [`Watched::subscribe`] before [`Watched::run`] starts it.
+struct Watched<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    writer: reflector::store::Writer<K>,
+    api: Api<K>,
+    config: watcher::Config,
+    failing: Arc<AtomicBool>,
+    trim: bool,
+    subscribers: Vec<mpsc::Sender<Change<K>>>,
+}
+
+impl<K: Child> Watched<K> {
+    fn new(api: Api<K>, config: watcher::Config, health: &WatchHealth, trim: bool) -> Self {
+        let (store, writer) = reflector::store();
+        Self {
+            store,
+            writer,
+            api,
+            config,
+            failing: health.register(),
+            trim,
+            subscribers: Vec::new(),
+        }
+    }
+
+    fn subscribe(&mut self) -> mpsc::Receiver<Change<K>> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        self.subscribers.push(tx);
+        rx
+    }
+
+    /// The future that drives the watch: fills the store, then tells every
+    /// subscriber what changed, waiting for slow ones rather than dropping.
+    fn run(self) -> BoxFuture<'static, ()> {
+        let Self {
+            store,
+            writer,
+            api,
+            config,
+            failing,
+            trim,
+            subscribers,
+        } = self;
+        let kind = K::kind(&()).into_owned();
+        let mut changes = Changes::new(store);
+        Box::pin(
+            watch(api, config)
+                .backoff(RetryDelay::default())
+                .modify(move |obj| {
+                    if trim {
+                        keep_own_managed_fields(obj);
+                    }
+                })
+                .reflect(writer)
+                .for_each(move |event| {
+                    if let Err(error) = &event {
+                        tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                    }
+                    failing.store(event.is_err(), Ordering::Relaxed);
+                    let seen = event.map(|e| changes.after(e)).unwrap_or_default();
+                    let mut subscribers = subscribers.clone();
+                    async move {
+                        for change in seen {
+                            for subscriber in &mut subscribers {
+                                // A subscriber that is gone has stopped listening: fine.
+                                let _ = subscriber.send(change.clone()).await;
+                            }
+                        }
+                    }
+                }),
+        )
+    }
+}
+
+/// Turns watch events, already applied to the store, into changes.
+struct Changes<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    /// The store's objects when a relist began, to find what it dropped.
+    before_relist: Vec<Arc<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Changes<K> {
+    fn new(store: Store<K>) -> Self {
+        Self {
+            store,
+            before_relist: Vec::new(),
+        }
+    }
+
+    fn after(&mut self, event: Event<K>) -> Vec<Change<K>> {
+        match event {
+            Event::Apply(obj) => {
+                let cached = self.store.get(&ObjectRef::from_obj(&obj));
+                vec![Change::Applied(cached.unwrap_or_else(|| Arc::new(obj)))]
+            }
+            Event::Delete(obj) => vec![Change::Deleted(Arc::new(obj))],
+            // The store keeps its old contents until the relist is done.
+            Event::Init => {
+                self.before_relist = self.store.state();
+                Vec::new()
+            }
+            Event::InitApply(_) => Vec::new(),
+            Event::InitDone => {
+                let now = self.store.state();
+                let present: HashSet<ObjectRef<K>> = now
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(o.as_ref()))
+                    .collect();
+                let gone = std::mem::take(&mut self.before_relist)
+                    .into_iter()
+                    .filter(|old| !present.contains(&ObjectRef::from_obj(old.as_ref())))
+                    .map(Change::Deleted);
+                now.into_iter().map(Change::Applied).chain(gone).collect()
+            }
+        }
+    }
 }
 
 /// Doubling retry delays from [`RETRY_FIRST`] to [`RETRY_MAX`], with up to 25 %
@@ -250,17 +393,14 @@ impl kube::runtime::utils::Backoff for RetryDelay {
 /// replicas hand-over), to keep cached objects small.
 fn keep_own_managed_fields<K: Resource>(obj: &mut K) {
     if let Some(fields) = obj.meta_mut().managed_fields.as_mut() {
-        fields.retain(|f| {
-            f.manager.as_deref() == Some(MANAGER)
-                && f.operation.as_deref() == Some("Apply")
-                && f.subresource.is_none()
-        });
+        fields.retain(is_own_apply);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
     use kube::runtime::utils::Backoff;
 
     #[test]
@@ -273,5 +413,95 @@ mod tests {
         assert!(late.last().unwrap() >= &RETRY_MAX);
         delays.reset();
         assert!(delays.next().unwrap() <= RETRY_FIRST.mul_f64(1.25));
+    }
+
+    fn service(name: &str) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                ..ObjectMeta::default()
+            },
+            ..Service::default()
+        }
+    }
+
+    fn names(changes: &[Change<Service>]) -> Vec<String> {
+        let mut names: Vec<String> = changes
+            .iter()
+            .map(|c| {
+                let verb = match c {
+                    Change::Applied(_) => "applied",
+                    Change::Deleted(_) => "deleted",
+                };
+                format!("{verb} {}", c.object().metadata.name.as_deref().unwrap())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Feeds `event` to the store first, as `reflect` does, then to `changes`.
+    fn feed(
+        writer: &mut reflector::store::Writer<Service>,
+        changes: &mut Changes<Service>,
+        event: Event<Service>,
+    ) -> Vec<String> {
+        writer.apply_watcher_event(&event);
+        names(&changes.after(event))
+    }
+
+    #[test]
+    fn deletions_are_changes_including_those_a_relist_reveals() {
+        let (store, mut writer) = reflector::store::<Service>();
+        let mut changes = Changes::new(store);
+        let list = |writer: &mut _, changes: &mut _, objects: &[&str]| {
+            let mut seen = feed(writer, changes, Event::Init);
+            for name in objects {
+                seen.extend(feed(writer, changes, Event::InitApply(service(name))));
+            }
+            seen.extend(feed(writer, changes, Event::InitDone));
+            seen
+        };
+        assert_eq!(
+            list(&mut writer, &mut changes, &["a", "b"]),
+            ["applied a", "applied b"]
+        );
+        assert_eq!(
+            feed(&mut writer, &mut changes, Event::Delete(service("a"))),
+            ["deleted a"],
+            "a watched deletion reaches the subscribers"
+        );
+        assert_eq!(
+            feed(&mut writer, &mut changes, Event::Apply(service("c"))),
+            ["applied c"]
+        );
+        // The watch was down while b was deleted: the relist shows it gone.
+        assert_eq!(
+            list(&mut writer, &mut changes, &["c"]),
+            ["applied c", "deleted b"]
+        );
+    }
+
+    #[test]
+    fn a_child_triggers_the_microservice_that_controls_it() {
+        let mut child = service("item");
+        let owner = |kind: &str, controller| OwnerReference {
+            api_version: "berth.dev/v1alpha1".into(),
+            kind: kind.into(),
+            name: "item".into(),
+            uid: "1".into(),
+            controller: Some(controller),
+            ..OwnerReference::default()
+        };
+        assert_eq!(controller_of(&child), None);
+        child.metadata.owner_references = Some(vec![owner("MicroService", false)]);
+        assert_eq!(controller_of(&child), None, "not its controller");
+        child.metadata.owner_references =
+            Some(vec![owner("Other", true), owner("MicroService", true)]);
+        assert_eq!(
+            controller_of(&child),
+            Some(ObjectRef::new("item").within("shop"))
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Wiring: the watches, the controller's triggers, and the run loop with
 //! graceful shutdown. A MicroService is reconciled when it changes, when one
-//! of its children changes (so hand edits and deletions are put right), and
-//! when a MicroService it depends on changes (appears, disappears, readiness).
+//! of its children changes or is deleted (so hand edits and deletions are put
+//! right), and when a MicroService it depends on changes (appears, is
+//! deleted, changes readiness).
 //! With leader election, every replica watches but only the leader reconciles;
 //! a replica that becomes leader reconciles everything once.
 
@@ -16,7 +17,7 @@ use kube::runtime::Controller;
 use kube::runtime::controller::{Action, Config};
 use kube::runtime::reflector::ObjectRef;
 
-use crate::cache::{self, WatchHealth};
+use crate::cache::{self, Change, WatchHealth};
 use crate::context::Context;
 use crate::dependencies::dependents;
 use crate::leader::Leadership;
@@ -132,6 +133,20 @@ pub fn start(
     let ctx = Arc::new(Context::new(client, stores.clone(), metrics));
 
     let all = stores.microservices.clone();
+    let bookkeeping = ctx.clone();
+    // A change to a MicroService, deletion included, is a reason to look
+    // again at the MicroServices that depend on it.
+    let dependents_of_changes = triggers.microservice_changes.flat_map(move |change| {
+        if let Change::Deleted(gone) = &change {
+            bookkeeping.reset_backoff(&ObjectRef::from(gone.as_ref()));
+        }
+        let state = all.state();
+        let refs: Vec<_> = dependents(change.object(), state.iter().map(Arc::as_ref))
+            .into_iter()
+            .map(ObjectRef::from)
+            .collect();
+        futures::stream::iter(refs)
+    });
     // Each time this replica becomes leader, everything is looked at once.
     let became_leader = futures::stream::unfold(leadership.changes(), |mut rx| async move {
         loop {
@@ -152,17 +167,8 @@ pub fn start(
     };
     let controller =
         Controller::for_shared_stream(triggers.microservices, stores.microservices.clone())
-            .owns_shared_stream(triggers.deployments)
-            .owns_shared_stream(triggers.services)
-            .owns_shared_stream(triggers.autoscalers)
-            .owns_shared_stream(triggers.disruption_budgets)
-            .watches_shared_stream(triggers.dependencies, move |changed| {
-                let state = all.state();
-                dependents(&changed, state.iter().map(Arc::as_ref))
-                    .into_iter()
-                    .map(ObjectRef::from)
-                    .collect::<Vec<_>>()
-            })
+            .reconcile_on(triggers.owners)
+            .reconcile_on(dependents_of_changes)
             .with_config(
                 Config::default()
                     .concurrency(settings.concurrency)

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use crate::microservice::{DependencyState, DependencyStatus, MicroService};
-use crate::status::is_ready;
 
 /// What is known about one dependency; also what the status reports.
 pub type ResolvedDependency = DependencyStatus;
@@ -38,7 +37,8 @@ pub fn resolve(
             let port = found.as_ref().map_or(80, |dep| dep.spec.service.port);
             let state = match found.as_deref() {
                 None => DependencyState::Missing,
-                Some(dep) if is_ready(dep) => DependencyState::Ready,
+                Some(dep) if dep.is_terminating() => DependencyState::Terminating,
+                Some(dep) if dep.is_ready() => DependencyState::Ready,
                 Some(_) => DependencyState::NotReady,
             };
             DependencyStatus {
@@ -68,6 +68,7 @@ pub fn dependents<'a>(
 mod tests {
     use super::*;
     use crate::desired::fixtures::{microservice, ready};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn env_var_names_are_upper_snake_case() {
@@ -76,15 +77,27 @@ mod tests {
     }
 
     #[test]
-    fn resolve_reports_missing_not_ready_and_ready() {
+    fn resolve_reports_missing_not_ready_terminating_and_ready() {
         let mut order = microservice("order");
-        order.spec.dependencies = vec!["item".into(), "payment".into(), "stock".into()];
+        order.spec.dependencies = vec![
+            "item".into(),
+            "payment".into(),
+            "stock".into(),
+            "till".into(),
+        ];
         let mut item = ready(microservice("item"));
         item.spec.service.port = 8081;
-        let (item, stock) = (Arc::new(item), Arc::new(microservice("stock")));
+        let mut till = ready(microservice("till"));
+        till.metadata.deletion_timestamp = Some(Time(crate::desired::fixtures::jiff_epoch()));
+        let (item, stock, till) = (
+            Arc::new(item),
+            Arc::new(microservice("stock")),
+            Arc::new(till),
+        );
         let deps = resolve(&order, |name| match name {
             "item" => Some(item.clone()),
             "stock" => Some(stock.clone()),
+            "till" => Some(till.clone()),
             _ => None,
         });
         assert_eq!(
@@ -104,6 +117,11 @@ mod tests {
                     name: "stock".into(),
                     state: DependencyState::NotReady,
                     url: "http://stock.shop.svc.cluster.local:80".into()
+                },
+                DependencyStatus {
+                    name: "till".into(),
+                    state: DependencyState::Terminating,
+                    url: "http://till.shop.svc.cluster.local:80".into()
                 },
             ]
         );

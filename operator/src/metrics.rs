@@ -10,8 +10,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
+pub struct FailureLabels {
     pub reason: String,
+    pub kind: String,
+    pub verb: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,7 +37,7 @@ pub struct KindLabels {
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Counter,
-    pub failures: Family<ReasonLabels, Counter>,
+    pub failures: Family<FailureLabels, Counter>,
     pub duration: Histogram,
     pub managed: Gauge,
     /// Writes to the API server by kind and verb (apply, delete, status): a quiet
@@ -54,7 +56,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("berth");
         let reconciles = Counter::default();
-        let failures = Family::<ReasonLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let managed = Gauge::default();
         let writes = Family::<WriteLabels, Counter>::default();
@@ -64,7 +66,7 @@ impl Default for Metrics {
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
-            "Reconciles that failed, by reason",
+            "Reconciles that failed, by reason and the kind and verb of the request that failed",
             failures.clone(),
         );
         registry.register(
@@ -117,10 +119,12 @@ impl Metrics {
         self.duration.observe(took.as_secs_f64());
     }
 
-    pub fn failed(&self, reason: &str) {
+    pub fn failed(&self, labels: crate::error::FailureLabels<'_>) {
         self.failures
-            .get_or_create(&ReasonLabels {
-                reason: reason.into(),
+            .get_or_create(&FailureLabels {
+                reason: labels.reason.into(),
+                kind: labels.kind.into(),
+                verb: labels.verb.into(),
             })
             .inc();
     }

@@ -376,7 +376,7 @@ pub struct AutoscalerStatus {
 pub struct DependencyStatus {
     /// The dependency's MicroService name.
     pub name: String,
-    /// `Ready`, `NotReady` or `Missing`.
+    /// `Ready`, `NotReady`, `Terminating` or `Missing`.
     pub state: DependencyState,
     /// The URL injected into this service's environment.
     pub url: String,
@@ -387,5 +387,31 @@ pub struct DependencyStatus {
 pub enum DependencyState {
     Ready,
     NotReady,
+    /// Being deleted: it will be gone soon, so it is not Ready whatever its
+    /// last status says.
+    Terminating,
     Missing,
+}
+
+/// Condition types a MicroService reports.
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+/// Mirrors the HPA's own `ScalingActive`: False when it cannot read its metrics.
+pub const SCALING_ACTIVE: &str = "ScalingActive";
+
+impl MicroService {
+    /// Whether it reports `Ready=True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+            .is_some_and(|c| c.status == "True")
+    }
+
+    /// Whether it is being deleted (it has a `deletionTimestamp`).
+    pub fn is_terminating(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
 }

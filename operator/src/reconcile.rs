@@ -6,23 +6,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::apply::{
-    Outcome, controlled_by, ensure, ensure_absent, hand_replicas_to_autoscaler, owns_replicas,
+    Child, Outcome, controlled_by, ensure, ensure_absent, hand_replicas_to_autoscaler,
+    owns_replicas,
 };
 use crate::cache::Stores;
 use crate::context::Context;
 use crate::error::Error;
 use crate::microservice::{MANAGER, MicroService, MicroServiceStatus};
-use crate::status::{self, Observed};
+use crate::status::{self, FailureReason, Observed};
 use crate::{dependencies, desired};
 
 /// How often a MicroService is looked at again with no event. Cheap: nothing
@@ -30,6 +31,17 @@ use crate::{dependencies, desired};
 pub const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a MicroService blocked by someone else's object is looked at again.
 const CONFLICT_RETRY: Duration = Duration::from_secs(30);
+
+/// When to look again at a MicroService whose spec cannot be realised.
+fn retry_after(reason: FailureReason) -> Duration {
+    match reason {
+        // A conflicting object carries no Berth label, so its removal
+        // triggers nothing: look again soon.
+        FailureReason::ChildConflict => CONFLICT_RETRY,
+        // A refused child waits for a spec change, which triggers a reconcile.
+        FailureReason::InvalidChild => RESYNC,
+    }
+}
 
 /// The controller's reconcile function.
 pub async fn reconcile(ms: Arc<MicroService>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -44,7 +56,7 @@ pub async fn reconcile(ms: Arc<MicroService>, ctx: Arc<Context>) -> Result<Actio
 
 /// Transient failures are retried with per-object exponential backoff.
 pub fn error_policy(ms: Arc<MicroService>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(error.metric_label());
+    ctx.metrics.failed(error.metric_labels());
     let delay = ctx.next_backoff(&ObjectRef::from(ms.as_ref()));
     tracing::warn!(name = %ms.name_any(), namespace = ?ms.namespace(), %error, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
@@ -65,7 +77,7 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
     match realize(ms, ctx, &deps).await {
         Ok(observed_children) => {
             let observed = Observed {
-                deployment: Some(observed_children.deployment.as_ref()),
+                deployment: observed_children.deployment.as_deref(),
                 autoscaler: observed_children.autoscaler.as_deref(),
                 dependencies: &deps,
                 failure: None,
@@ -77,7 +89,7 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
             // Retrying cannot help until the spec (or the conflicting object)
             // changes, and either change triggers a reconcile: report and wait.
             Some(failure) => {
-                ctx.metrics.failed(error.metric_label());
+                ctx.metrics.failed(error.metric_labels());
                 let name = ms.name_any();
                 let deployment = Stores::child(&stores.deployments, &name, &namespace);
                 let autoscaler = Stores::child(&stores.autoscalers, &name, &namespace);
@@ -92,20 +104,13 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
                         ctx,
                         ms,
                         EventType::Warning,
-                        &failure.reason,
+                        failure.reason.as_str(),
                         "Reconcile",
                         &failure.message,
                     )
                     .await;
                 }
-                // A conflicting object carries no Berth label, so its removal
-                // triggers nothing: look again soon. A refused child waits for a spec change.
-                let again = if failure.reason == "ChildConflict" {
-                    CONFLICT_RETRY
-                } else {
-                    RESYNC
-                };
-                Ok(Action::requeue(again))
+                Ok(Action::requeue(retry_after(failure.reason)))
             }
             None => Err(error),
         },
@@ -114,7 +119,7 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
 
 /// The children as the cluster has them after this pass.
 struct Realized {
-    deployment: Arc<k8s_openapi::api::apps::v1::Deployment>,
+    deployment: Option<Arc<Deployment>>,
     autoscaler: Option<Arc<HorizontalPodAutoscaler>>,
 }
 
@@ -146,41 +151,45 @@ async fn realize(
             }
         }
     }
-    let deployment = ensure(ctx, ms, &stores.deployments, desired_deployment).await?;
-    report(ctx, ms, "Deployment", deployment.outcome).await;
-    let service = ensure(ctx, ms, &stores.services, children.service).await?;
-    report(ctx, ms, "Service", service.outcome).await;
-
-    let autoscaler = match children.autoscaler {
-        Some(hpa) => {
-            let ensured = ensure(ctx, ms, &stores.autoscalers, hpa).await?;
-            report(ctx, ms, "HorizontalPodAutoscaler", ensured.outcome).await;
-            Some(ensured.object)
-        }
-        None => {
-            let outcome =
-                ensure_absent::<HorizontalPodAutoscaler>(ctx, ms, &stores.autoscalers, &name)
-                    .await?;
-            report(ctx, ms, "HorizontalPodAutoscaler", outcome).await;
-            None
-        }
-    };
-    match children.disruption_budget {
-        Some(pdb) => {
-            let ensured = ensure(ctx, ms, &stores.disruption_budgets, pdb).await?;
-            report(ctx, ms, "PodDisruptionBudget", ensured.outcome).await;
-        }
-        None => {
-            let outcome =
-                ensure_absent::<PodDisruptionBudget>(ctx, ms, &stores.disruption_budgets, &name)
-                    .await?;
-            report(ctx, ms, "PodDisruptionBudget", outcome).await;
-        }
-    }
+    // One line per child kind; each is applied if it differs, deleted if the
+    // spec no longer asks for it, and reported as an event when it changed.
+    let deployment = sync(ctx, ms, &stores.deployments, Some(desired_deployment)).await?;
+    sync(ctx, ms, &stores.services, Some(children.service)).await?;
+    let autoscaler = sync(ctx, ms, &stores.autoscalers, children.autoscaler).await?;
+    sync(
+        ctx,
+        ms,
+        &stores.disruption_budgets,
+        children.disruption_budget,
+    )
+    .await?;
     Ok(Realized {
-        deployment: deployment.object,
+        deployment,
         autoscaler,
     })
+}
+
+/// Makes the cluster hold `desired`, or no child of this kind when `None`,
+/// and reports what changed. Returns the child as it is now.
+async fn sync<K: Child>(
+    ctx: &Context,
+    ms: &MicroService,
+    store: &Store<K>,
+    desired: Option<K>,
+) -> Result<Option<Arc<K>>, Error> {
+    let kind = K::kind(&());
+    match desired {
+        Some(child) => {
+            let ensured = ensure(ctx, ms, store, child).await?;
+            report(ctx, ms, &kind, ensured.outcome).await;
+            Ok(Some(ensured.object))
+        }
+        None => {
+            let outcome = ensure_absent(ctx, ms, store, &ms.name_any()).await?;
+            report(ctx, ms, &kind, outcome).await;
+            Ok(None)
+        }
+    }
 }
 
 /// Writes the status computed from `observed` when it differs from the
@@ -207,7 +216,12 @@ async fn write_status(
         &PatchParams::apply(MANAGER).force(),
         &Patch::Apply(&patch),
     )
-    .await?;
+    .await
+    .map_err(Error::api(
+        "apply-status",
+        "MicroService",
+        &format!("{}/{}", ms.namespace().unwrap_or_default(), ms.name_any()),
+    ))?;
     ctx.metrics.wrote("MicroService", "status");
     let ready = status.conditions.iter().find(|c| c.type_ == status::READY);
     tracing::info!(

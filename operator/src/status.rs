@@ -14,18 +14,31 @@ use crate::microservice::{
     AutoscalerStatus, DependencyState, DependencyStatus, MicroService, MicroServiceStatus,
 };
 
-pub const READY: &str = "Ready";
-pub const PROGRESSING: &str = "Progressing";
-pub const DEGRADED: &str = "Degraded";
-pub const DEPENDENCIES_READY: &str = "DependenciesReady";
-/// Mirrors the HPA's own `ScalingActive`: False when it cannot read its metrics.
-pub const SCALING_ACTIVE: &str = "ScalingActive";
+pub use crate::microservice::{DEGRADED, DEPENDENCIES_READY, PROGRESSING, READY, SCALING_ACTIVE};
 
 /// A reason the controller could not realise the spec, shown as `Degraded`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
-    pub reason: String,
+    pub reason: FailureReason,
     pub message: String,
+}
+
+/// Why the spec could not be realised; the condition's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// A child's name is taken by an object Berth does not control.
+    ChildConflict,
+    /// The API server refused a child as invalid.
+    InvalidChild,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ChildConflict => "ChildConflict",
+            FailureReason::InvalidChild => "InvalidChild",
+        }
+    }
 }
 
 /// What the reconciler saw of the world this pass.
@@ -35,14 +48,6 @@ pub struct Observed<'a> {
     pub autoscaler: Option<&'a HorizontalPodAutoscaler>,
     pub dependencies: &'a [DependencyStatus],
     pub failure: Option<&'a Failure>,
-}
-
-/// Whether a MicroService reports `Ready=True`.
-pub fn is_ready(ms: &MicroService) -> bool {
-    ms.status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-        .is_some_and(|c| c.status == "True")
 }
 
 /// The status `ms` should report, given what was observed, at time `now`.
@@ -175,7 +180,7 @@ fn ready_condition(rollout: &Rollout, failure: Option<&Failure>) -> ConditionPar
         return (
             READY,
             "False",
-            failure.reason.clone(),
+            failure.reason.as_str().into(),
             failure.message.clone(),
         );
     }
@@ -222,7 +227,7 @@ fn degraded_condition(rollout: &Rollout, failure: Option<&Failure>) -> Condition
         return (
             DEGRADED,
             "True",
-            failure.reason.clone(),
+            failure.reason.as_str().into(),
             failure.message.clone(),
         );
     }
@@ -239,9 +244,10 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
             .map(|d| d.name.as_str())
             .collect()
     };
-    let (missing, not_ready) = (
+    let (missing, not_ready, terminating) = (
         names(DependencyState::Missing),
         names(DependencyState::NotReady),
+        names(DependencyState::Terminating),
     );
     if deps.is_empty() {
         return (
@@ -251,7 +257,7 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
             String::new(),
         );
     }
-    if missing.is_empty() && not_ready.is_empty() {
+    if missing.is_empty() && not_ready.is_empty() && terminating.is_empty() {
         return (
             DEPENDENCIES_READY,
             "True",
@@ -265,6 +271,9 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
     }
     if !not_ready.is_empty() {
         parts.push(format!("not ready: {}", not_ready.join(", ")));
+    }
+    if !terminating.is_empty() {
+        parts.push(format!("being deleted: {}", terminating.join(", ")));
     }
     let reason = if missing.is_empty() {
         "DependenciesNotReady"

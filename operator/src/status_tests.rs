@@ -159,7 +159,7 @@ fn stuck_rollout_and_failures_are_degraded() {
     );
 
     let failure = Failure {
-        reason: "ChildConflict".into(),
+        reason: FailureReason::ChildConflict,
         message: "Service shop/item exists".into(),
     };
     let status = compute(
@@ -227,6 +227,25 @@ fn dependencies_condition_names_missing_and_not_ready() {
         &now(),
     );
     assert_eq!(condition(&status, DEPENDENCIES_READY).status, "True");
+
+    let leaving = vec![DependencyStatus {
+        name: "item".into(),
+        state: DependencyState::Terminating,
+        url: String::new(),
+    }];
+    let status = compute(
+        &microservice("order"),
+        Observed {
+            dependencies: &leaving,
+            ..Observed::default()
+        },
+        &now(),
+    );
+    let c = condition(&status, DEPENDENCIES_READY);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+        ("False", "DependenciesNotReady", "being deleted: item")
+    );
 }
 
 #[test]
