@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/run/lib.sh
+. tests/cluster/lib/process.sh
 . scripts/run/cluster.sh
 . scripts/run/on-node.sh
 . scripts/run/on-kwok.sh

@@ -107,6 +107,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format);
+    // Before anything touches the cluster: a taken port fails at once.
+    let listener = listen(args.metrics_addr).await;
     let metrics = Arc::new(Metrics::default());
     let config = config(args.kubeconfig.as_deref()).await?;
     let leadership = if args.leader_elect {
@@ -153,9 +155,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let (probe, controller) = controller::start(client, settings, metrics, leadership, shutdown);
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("binding {}", args.metrics_addr))?;
     let mut http_stop = stop_rx.clone();
     let server = axum::serve(listener, berth_operator::http::router(probe)).with_graceful_shutdown(
         async move {
@@ -173,6 +172,33 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     server_result.context("HTTP server")?;
     tracing::info!("berth-operator stopped");
     Ok(())
+}
+
+/// Listens on the metrics address, or exits with status 2 saying which
+/// address, why, and how to choose another. Not an `anyhow` error: that one
+/// prints a stack backtrace whenever `RUST_BACKTRACE` is set, for what is the
+/// user's setting, not a bug.
+async fn listen(addr: SocketAddr) -> tokio::net::TcpListener {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("Error: {}", bind_error_message(addr, &error));
+            std::process::exit(2);
+        }
+    }
+}
+
+fn bind_error_message(addr: SocketAddr, error: &std::io::Error) -> String {
+    let reason = if error.kind() == std::io::ErrorKind::AddrInUse {
+        "the address is already in use by another process".to_owned()
+    } else {
+        error.to_string()
+    };
+    format!(
+        "cannot listen on {addr} (the operator's /healthz, /readyz and /metrics): {reason}; \
+         choose another address with --metrics-addr or BERTH_METRICS_ADDR \
+         (e.g. --metrics-addr 127.0.0.1:18080)"
+    )
 }
 
 async fn config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {

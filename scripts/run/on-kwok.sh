@@ -1,10 +1,18 @@
-# shellcheck shell=bash disable=SC2154  # its settings come from lib.sh, sourced first by run.sh
+# shellcheck shell=bash disable=SC2154,SC2034  # settings from lib.sh (sourced first by run.sh); pids, logs, process_mark are read by lib/process.sh
 # `make run` without the real node (the fallback): the operator as a process on
 # this machine and examples/ on kwok's simulated nodes, where pods are
 # scheduled and marked Ready but no process runs (sourced).
-pid_file=$run_dir/operator.pid
-operator_log=$run_dir/operator.log
+
+# The operator is a process of tests/cluster/lib/process.sh (sourced by
+# run.sh): pid in $run_dir/operator.pid, log in $run_dir/operator.log.
+pids=$run_dir
+logs=$run_dir
+process_mark=target/debug/berth-operator
+operator_log=$logs/operator.log
 metrics_addr=${BERTH_RUN_METRICS_ADDR:-127.0.0.1:8080}
+metrics_host=${metrics_addr%:*}
+metrics_port=${metrics_addr##*:}
+another_addr="choose another with BERTH_RUN_METRICS_ADDR=127.0.0.1:18080 (any free address)"
 
 deploy_on_kwok() {
   # A run with the node installed the charts: their operator would be a second
@@ -23,37 +31,27 @@ deploy_on_kwok() {
   wait_ready item order
 }
 
-stop_host_operator() {
-  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    kill -TERM "$(cat "$pid_file")"
-    for _ in $(seq 50); do kill -0 "$(cat "$pid_file")" 2>/dev/null || break; sleep 0.2; done
-  fi
-  rm -f "$pid_file"
+# Waits 10 s for in-flight reconciles to finish, then kills.
+stop_host_operator() { stop_process operator 10; }
+
+# Ready means: the socket on the metrics port is this operator's own (not
+# whatever else answers there), and it answers /readyz.
+own_operator_ready() {
+  owns_port operator "$metrics_port" "$metrics_host" &&
+    curl -fsS --max-time 2 "http://$metrics_addr/readyz" >/dev/null 2>&1
 }
 
-# The listening sockets on the metrics port, with their processes.
-listeners() { ss -ltnpH "sport = :${metrics_addr##*:}" 2>/dev/null; }
-
-# Something else may answer /readyz on that address (127.0.0.1:8080 is a
-# popular port): only a socket of the process started here counts.
 start_host_operator() {
   stop_host_operator
-  local host=${metrics_addr%:*} port=${metrics_addr##*:} other="choose another with BERTH_RUN_METRICS_ADDR=127.0.0.1:18080 (any free address)"
-  if (exec 3<>"/dev/tcp/${host//[\[\]]/}/$port") 2>/dev/null; then
-    die "$metrics_addr, the operator's metrics address, is already taken: $(listeners | tr -s ' ' || true); $other"
+  local taken
+  if taken=$(port_in_use "$metrics_host" "$metrics_port"); then
+    die "cannot start the operator on its metrics address (BERTH_RUN_METRICS_ADDR): $taken; $another_addr"
   fi
-  nohup target/debug/berth-operator run --metrics-addr "$metrics_addr" >>"$operator_log" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$pid_file"
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$operator_log" >&2; die "the operator exited (log above, $operator_log)"; }
-    if [[ $(listeners) == *"pid=$pid,"* ]] && curl -fsS --max-time 2 "http://$metrics_addr/readyz" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  [[ $(listeners) == *"pid=$pid,"* ]] ||
-    die "what listens on $metrics_addr is not the operator started here (pid $pid): $(listeners | tr -s ' ' || true); $other"
-  tail -n 20 "$operator_log" >&2
-  die "the operator is not ready after 30 s (log above, $operator_log)"
+  spawn operator "$PWD/$process_mark" run --metrics-addr "$metrics_addr"
+  wait_started operator 30 "the operator's /readyz on $metrics_addr" own_operator_ready && return 0
+  if running operator && ! owns_port operator "$metrics_port" "$metrics_host"; then
+    die "what listens on $metrics_addr is not the operator started here (pid $(pid_of operator)):" \
+      "$(port_owner "$metrics_port" "$metrics_host"); $another_addr"
+  fi
+  die "the operator did not become ready (log above, $operator_log)"
 }

@@ -131,9 +131,25 @@ pub async fn serve(
     health: &Health,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(addr, e))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     serve_on(listener, app, health, drain, crate::shutdown::signal()).await
+}
+
+/// The io::Error of a failed bind says only "Address already in use": name
+/// the address and the variables that choose it.
+fn bind_error(addr: SocketAddr, error: std::io::Error) -> std::io::Error {
+    let reason = if error.kind() == std::io::ErrorKind::AddrInUse {
+        "the address is already in use by another process".to_owned()
+    } else {
+        error.to_string()
+    };
+    std::io::Error::new(
+        error.kind(),
+        format!("cannot listen on {addr}: {reason}; choose another port with PORT (address: HOST)"),
+    )
 }
 
 /// Serves on an already bound listener until `stop` resolves.
@@ -171,4 +187,27 @@ pub async fn serve_on(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_port_is_named_with_the_variable_that_moves_it() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let health = Health {
+            database: None,
+            draining: Default::default(),
+        };
+        let error = serve(Router::new(), addr, &health, Duration::ZERO)
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+        for needle in [&addr.to_string(), "already in use", "PORT"] {
+            assert!(message.contains(needle), "{needle:?} missing: {message}");
+        }
+    }
 }

@@ -7,7 +7,8 @@
 #
 #   adapter.sh up | down | status
 #
-# State: $BERTH_CLUSTER_DIR/custom-metrics/ (pid, log, serving certificate).
+# State: $BERTH_CLUSTER_DIR/custom-metrics/ (adapter.pid and adapter.log, kept
+# by lib/process.sh as for the cluster's components; serving certificate).
 # Binary: ~/.cache/berth/custom-metrics/berth-custom-metrics-<go.sum hash>.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,11 +17,15 @@ cluster_src=$(cd "$here/.." && pwd)
 . "$cluster_src/lib/common.sh"
 # shellcheck source=tests/cluster/lib/pki.sh
 . "$cluster_src/lib/pki.sh"
+# shellcheck source=tests/cluster/lib/process.sh
+. "$cluster_src/lib/process.sh"
 
 PORT=${BERTH_CUSTOM_METRICS_PORT:-6643}
 state=$BERTH_CLUSTER_DIR/custom-metrics
-pidfile=$state/pid
-log=$state/adapter.log
+# lib/process.sh keeps the adapter's pid and log here, not with the components'.
+pids=$state
+logs=$state
+log=$logs/adapter.log
 cache=${BERTH_CACHE:-$HOME/.cache/berth}/custom-metrics
 export PATH=$PATH:/usr/local/go/bin
 
@@ -35,7 +40,11 @@ binary() {
   echo "$bin"
 }
 
-running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# Ready: the adapter started here holds the port (not something that was
+# there before) and answers.
+ready() {
+  owns_port adapter "$PORT" 127.0.0.1 && curl -fsSk --max-time 2 "https://127.0.0.1:$PORT/healthz"
+}
 
 register() {
   kubectl apply -f - >/dev/null <<YAML
@@ -78,7 +87,11 @@ YAML
 }
 
 up() {
-  if running; then say "custom metrics adapter already running (pid $(cat "$pidfile"))"; register; return; fi
+  if running adapter; then say "custom metrics adapter already running (pid $(pid_of adapter))"; register; return; fi
+  local taken
+  if taken=$(port_in_use 127.0.0.1 "$PORT"); then
+    die "cannot start the custom metrics adapter: $taken; stop it, or choose another port with BERTH_CUSTOM_METRICS_PORT"
+  fi
   local bin; bin=$(binary)
   mkdir -p "$state"
   # Serving certificate from the cluster CA for the name the aggregator checks.
@@ -87,19 +100,17 @@ up() {
   # Like kwok, it runs as the admin (system:masters): it lists pods, reads the
   # front-proxy CA from kube-system/extension-apiserver-authentication and
   # delegates authn/authz (TokenReview, SubjectAccessReview).
-  setsid "$bin" \
+  spawn adapter "$bin" \
     --lister-kubeconfig "$KUBECONFIG_ADMIN" \
     --authentication-kubeconfig "$KUBECONFIG_ADMIN" \
     --authorization-kubeconfig "$KUBECONFIG_ADMIN" \
     --bind-address 127.0.0.1 --secure-port "$PORT" \
     --tls-cert-file "$pki/custom-metrics-serving.crt" \
-    --tls-private-key-file "$pki/custom-metrics-serving.key" \
-    >>"$log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  wait_for 60 "the custom metrics adapter to listen on $PORT" \
-    curl -fsSk --max-time 2 "https://127.0.0.1:$PORT/healthz"
+    --tls-private-key-file "$pki/custom-metrics-serving.key"
+  wait_started adapter 60 "the custom metrics adapter to listen on $PORT" ready ||
+    die "the custom metrics adapter did not start (log above, $log)"
   register
-  say "custom.metrics.k8s.io served by berth-custom-metrics (pid $(cat "$pidfile"), port $PORT, log $log)"
+  say "custom.metrics.k8s.io served by berth-custom-metrics (pid $(pid_of adapter), port $PORT, log $log)"
 }
 
 down() {
@@ -107,23 +118,20 @@ down() {
     kubectl delete apiservice v1beta2.custom.metrics.k8s.io v1beta1.custom.metrics.k8s.io \
       --ignore-not-found --wait=false >/dev/null 2>&1 || true
   fi
-  if running; then
-    local pid; pid=$(cat "$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
+  stop_process adapter 5
 }
 
 status() {
-  if running; then echo "custom-metrics  running (pid $(cat "$pidfile"), port $PORT)"; else echo "custom-metrics  stopped"; return 1; fi
+  if running adapter; then echo "custom-metrics  running (pid $(pid_of adapter), port $PORT)"; else echo "custom-metrics  stopped"; return 1; fi
 }
 
 if [ "${BERTH_USE_EXISTING_CLUSTER:-}" = 1 ]; then
   say "custom metrics: skipped on an existing cluster (it brings its own custom.metrics.k8s.io, e.g. prometheus-adapter)"
   exit 0
 fi
+
+# An adapter started before lib/process.sh managed it left custom-metrics/pid.
+if [ -s "$state/pid" ] && [ ! -s "$pids/adapter.pid" ]; then mv "$state/pid" "$pids/adapter.pid"; fi
 
 case "${1:-}" in
   up) up ;;
