@@ -1,27 +1,35 @@
 //! Leader election: every replica watches and serves readiness, only the
 //! holder of a coordination.k8s.io Lease writes.
 //!
-//! kube-lease-manager acquires and renews the Lease. It only says when the
-//! lock changes hands as far as it has seen, so during an API server outage it
-//! would keep saying "leader" while the Lease expires and another replica takes
-//! over. [`Leadership`] therefore also keeps a local deadline: it watches the
-//! Lease and counts our holding as valid only until `duration - margin` after
-//! the last renewal it saw. The deadline is checked before every write by
-//! [`crate::client_gate`], so a lost lease stops writes at once, in-flight
+//! The election follows client-go's `leaderelection`: a replica takes the
+//! Lease when it has no holder, or when its record has not changed for
+//! `leaseDurationSeconds` by this replica's own clock (never the holder's
+//! `renewTime`, so clock skew does not matter). Every write is a patch guarded
+//! by the `resourceVersion` last seen, so of two replicas racing for the Lease
+//! one wins and the other gets a conflict, and a release never clobbers a new
+//! holder. Followers watch the Lease, so they see a release the moment it
+//! happens: a leader that shuts down gracefully ([`Leadership::release`],
+//! after its last write) clears the holder and the next replica takes over at
+//! once instead of waiting out the lease (client-go's `ReleaseOnCancel`).
+//!
+//! Our holding also has a local deadline: valid until `duration - margin`
+//! after we sent the last renewal the API server accepted. The deadline is
+//! checked before every write by [`crate::client_gate`], so a lost lease (an
+//! API server outage, a renewal refused) stops writes at once, in-flight
 //! reconciles included.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use kube_lease_manager::{LeaseManagerBuilder, LeaseParams};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use election::{Elector, renew_after};
+
+mod election;
 
 /// Lease settings (the `--lease-*` flags).
 #[derive(Clone, Debug)]
@@ -32,12 +40,12 @@ pub struct LeaseSettings {
     pub identity: String,
     /// How long a lease is valid after its last renewal.
     pub duration: Duration,
-    /// How long before expiry the holder renews.
+    /// How long before our local deadline (`duration - margin`) the holder renews.
     pub grace: Duration,
 }
 
 /// Safety margin between our local deadline and the moment another replica may take over.
-const MARGIN: Duration = Duration::from_secs(2);
+pub(crate) const MARGIN: Duration = Duration::from_secs(2);
 
 /// Whether this replica may write now. Cheap to clone and to ask.
 #[derive(Clone)]
@@ -46,16 +54,51 @@ pub struct Leadership {
     changes: watch::Receiver<bool>,
 }
 
-struct State {
+pub(crate) struct State {
     /// False: no election (single replica), always leading.
     elected: bool,
-    /// kube-lease-manager says we hold the lock.
+    /// We hold the Lease as far as we have seen.
     holder: AtomicBool,
-    /// Millis since `epoch` until which our last seen renewal is valid.
+    /// Millis since `epoch` until which our last accepted renewal is valid.
     valid_until: AtomicU64,
     epoch: Instant,
+    /// Wakes the publisher when `holder` or `valid_until` changed.
+    changed: Notify,
+    /// Set by [`Leadership::release`]: the elector releases the Lease and stops.
+    stop: watch::Sender<bool>,
+    elector: Mutex<Option<JoinHandle<()>>>,
     /// Keeps the change channel open when there is no election.
     _always: Option<watch::Sender<bool>>,
+}
+
+impl State {
+    fn new(elected: bool, always: Option<watch::Sender<bool>>) -> Self {
+        Self {
+            elected,
+            holder: AtomicBool::new(!elected),
+            valid_until: AtomicU64::new(if elected { 0 } else { u64::MAX }),
+            epoch: Instant::now(),
+            changed: Notify::new(),
+            stop: watch::channel(false).0,
+            elector: Mutex::new(None),
+            _always: always,
+        }
+    }
+
+    /// A write the API server accepted at `sent_at` makes us the holder until `sent_at + valid_for`.
+    pub(crate) fn lead(&self, sent_at: Instant, valid_for: Duration) {
+        let until = sent_at.saturating_duration_since(self.epoch) + valid_for;
+        self.valid_until
+            .store(until.as_millis() as u64, Ordering::Release);
+        self.holder.store(true, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    pub(crate) fn follow(&self) {
+        if self.holder.swap(false, Ordering::AcqRel) {
+            self.changed.notify_one();
+        }
+    }
 }
 
 impl Leadership {
@@ -63,13 +106,7 @@ impl Leadership {
     pub fn always() -> Self {
         let (tx, rx) = watch::channel(true);
         Self {
-            inner: Arc::new(State {
-                elected: false,
-                holder: AtomicBool::new(true),
-                valid_until: AtomicU64::new(u64::MAX),
-                epoch: Instant::now(),
-                _always: Some(tx),
-            }),
+            inner: Arc::new(State::new(false, Some(tx))),
             changes: rx,
         }
     }
@@ -90,6 +127,27 @@ impl Leadership {
         self.changes.clone()
     }
 
+    /// Stops leading at once and hands the Lease back if we hold it, so
+    /// another replica takes over without waiting out the lease. Call it after
+    /// the last write (once the controller has stopped). Waits at most `limit`.
+    pub async fn release(&self, limit: Duration) {
+        let state = &self.inner;
+        if !state.elected {
+            return;
+        }
+        state.follow();
+        let _ = state.stop.send(true);
+        let elector = state.elector.lock().map(|mut e| e.take()).ok().flatten();
+        if let Some(elector) = elector
+            && tokio::time::timeout(limit, elector).await.is_err()
+        {
+            tracing::warn!(
+                ?limit,
+                "the Lease was not released in time; the others wait for it to expire"
+            );
+        }
+    }
+
     /// Runs the election in the background. `client` must not be the write-gated
     /// client (the Lease is written while not yet leading).
     pub async fn elect(
@@ -97,83 +155,47 @@ impl Leadership {
         settings: LeaseSettings,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
-        let params = LeaseParams::new(
-            settings.identity.clone(),
-            settings.duration.as_secs(),
-            settings.grace.as_secs(),
-        )
-        .with_field_manager(format!("berth-operator-lease-{}", settings.identity));
-        let manager = LeaseManagerBuilder::new(client.clone(), settings.name.clone())
-            .with_namespace(settings.namespace.clone())
-            .with_parameters(params)
-            .build()
-            .await?;
-        let (mut lock, _task) = manager.watch().await;
-        let state = Arc::new(State {
-            elected: true,
-            holder: AtomicBool::new(false),
-            valid_until: AtomicU64::new(0),
-            epoch: Instant::now(),
-            _always: None,
-        });
+        let state = Arc::new(State::new(true, None));
         let (tx, rx) = watch::channel(false);
         let leadership = Self {
             inner: state.clone(),
             changes: rx,
         };
-
-        // The renewals we see: each one extends the local deadline.
-        let lease_api: Api<Lease> = Api::namespaced(client, &settings.namespace);
-        let watch_config =
-            watcher::Config::default().fields(&format!("metadata.name={}", settings.name));
         let valid_for = settings.duration.saturating_sub(MARGIN);
-        let me = settings.identity.clone();
-        let renewals = state.clone();
-        tokio::spawn(async move {
-            let mut last_renewal = None;
-            let mut events = watcher(lease_api, watch_config)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(event) = events.next().await {
-                let Ok(lease) = event else { continue };
-                let spec = lease.spec.unwrap_or_default();
-                if spec.holder_identity.as_deref() == Some(me.as_str())
-                    && spec.renew_time != last_renewal
-                {
-                    last_renewal = spec.renew_time;
-                    let until = renewals.epoch.elapsed() + valid_for;
-                    renewals
-                        .valid_until
-                        .store(until.as_millis() as u64, Ordering::Release);
-                }
-            }
-        });
+        let elector = Elector {
+            api: Api::namespaced(client, &settings.namespace),
+            name: settings.name.clone(),
+            me: settings.identity.clone(),
+            duration: settings.duration,
+            renew_after: renew_after(settings.duration, settings.grace),
+            valid_for,
+            state: state.clone(),
+            seen: None,
+        };
+        let handle = tokio::spawn(elector.run(state.stop.subscribe()));
+        if let Ok(mut slot) = state.elector.lock() {
+            *slot = Some(handle);
+        }
 
-        // Publish the effective state: holder per the manager, and not expired locally.
-        let watcher_view = leadership.clone();
+        // Publish the effective state: holder, and not expired locally.
+        let view = leadership.clone();
         let identity = settings.identity;
         tokio::spawn(async move {
             let mut published = false;
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 tokio::select! {
-                    changed = lock.changed() => {
-                        if changed.is_err() {
-                            tracing::error!("the lease manager stopped; no longer leading");
-                            state.holder.store(false, Ordering::Release);
-                        } else {
-                            state.holder.store(*lock.borrow_and_update(), Ordering::Release);
-                        }
-                    }
+                    _ = state.changed.notified() => {}
                     _ = tick.tick() => {}
                 }
-                let now = watcher_view.leading();
+                let now = view.leading();
                 if now != published {
                     published = now;
                     metrics.leader.set(i64::from(now));
                     if now {
                         tracing::info!(%identity, "acquired the lease; reconciling");
+                    } else if *state.stop.borrow() {
+                        tracing::info!(%identity, "shutting down; no longer leading");
                     } else {
                         tracing::warn!(%identity, "not (or no longer) the leader; not writing");
                     }
@@ -207,23 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_local_deadline_stops_leading_even_if_the_manager_says_holder() {
-        let leadership = Leadership::always();
-        let state = State {
-            elected: true,
-            holder: AtomicBool::new(true),
-            valid_until: AtomicU64::new(0),
-            epoch: Instant::now(),
-            _always: None,
-        };
+    fn an_expired_local_deadline_stops_leading_even_if_we_hold_the_lease() {
+        let always = Leadership::always();
         let elected = Leadership {
-            inner: Arc::new(state),
-            changes: leadership.changes(),
+            inner: Arc::new(State::new(true, None)),
+            changes: always.changes(),
         };
-        assert!(!elected.leading(), "no renewal seen: not leading");
-        elected.inner.valid_until.store(u64::MAX, Ordering::Release);
+        elected.inner.holder.store(true, Ordering::Release);
+        assert!(!elected.leading(), "no renewal accepted: not leading");
+        elected.inner.lead(Instant::now(), Duration::from_secs(60));
         assert!(elected.leading());
-        elected.inner.holder.store(false, Ordering::Release);
-        assert!(!elected.leading(), "the manager lost the lock");
+        elected.inner.lead(Instant::now(), Duration::ZERO);
+        assert!(!elected.leading(), "the deadline passed");
+        elected.inner.lead(Instant::now(), Duration::from_secs(60));
+        elected.inner.follow();
+        assert!(!elected.leading(), "someone else holds the Lease");
     }
 }

@@ -153,6 +153,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let elected = leadership.clone();
     let (probe, controller) = controller::start(client, settings, metrics, leadership, shutdown);
 
     let mut http_stop = stop_rx.clone();
@@ -169,6 +170,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let (server_result, ()) = tokio::join!(server, controller);
+    // After the last write: hand the Lease over now rather than let the
+    // next replica wait out the lease (a rolling update).
+    elected.release(Duration::from_secs(5)).await;
     server_result.context("HTTP server")?;
     tracing::info!("berth-operator stopped");
     Ok(())

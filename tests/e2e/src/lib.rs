@@ -6,10 +6,11 @@
 //! There is no skipping: without a reachable cluster every test fails, which
 //! is what CI needs. `make test-e2e` brings the local cluster up first.
 
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use berth_operator::MicroService;
@@ -22,6 +23,9 @@ use serde_json::json;
 
 /// How long any single wait may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The label that ties pods and children to their MicroService: the operator's own constant.
+pub use berth_operator::desired::labels::MICROSERVICE_LABEL;
 
 /// The workspace root (for the committed CRD and the operator binary).
 pub fn workspace_root() -> PathBuf {
@@ -83,36 +87,63 @@ where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let deleted = async {
-        loop {
-            if api.get_opt(name).await?.is_none() {
-                return anyhow::Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    };
-    tokio::time::timeout(TIMEOUT, deleted)
-        .await
-        .with_context(|| format!("timed out waiting for {name} to be deleted"))?
+    eventually(&format!("{name} is deleted"), || async {
+        Ok(api.get_opt(name).await?.is_none().then_some(()))
+    })
+    .await
 }
 
-/// Polls `check` until it returns `Some`, failing after [`TIMEOUT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+/// Polls `check` until it returns `Some`, failing after [`TIMEOUT`]; see [`within`].
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
 {
-    let poll = async {
-        loop {
-            if let Some(v) = check().await? {
-                return anyhow::Ok(v);
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+    within(TIMEOUT, what, check).await
+}
+
+/// A check's "not yet, because ...": [`within`] polls again and, if time
+/// runs out, says the last reason. Every other error ends the wait at once.
+#[derive(Debug)]
+pub struct NotYet(pub String);
+
+impl std::fmt::Display for NotYet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotYet {}
+
+/// `Err(not_yet(why))` from a check: poll again (see [`NotYet`]).
+pub fn not_yet(why: impl std::fmt::Display) -> anyhow::Error {
+    NotYet(why.to_string()).into()
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, failing after `limit`.
+/// `Ok(None)` and a [`NotYet`] error mean "not yet"; any other error ends the
+/// wait. The failure names `what` and the last reason a check gave.
+pub async fn within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    loop {
+        let attempt = tokio::time::timeout(limit.saturating_sub(started.elapsed()), check()).await;
+        match attempt {
+            Ok(Ok(Some(v))) => return Ok(v),
+            Ok(Ok(None)) => last = "not yet".into(),
+            Ok(Err(e)) if e.is::<NotYet>() => last = e.to_string(),
+            Ok(Err(e)) => return Err(e.context(format!("waiting until {what}"))),
+            Err(_) => {}
         }
-    };
-    tokio::time::timeout(TIMEOUT, poll)
-        .await
-        .with_context(|| format!("timed out waiting until {what}"))?
+        if started.elapsed() >= limit {
+            bail!("timed out after {limit:?} waiting until {what}; last: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A namespace of one test, deleted (without waiting) when dropped.
@@ -189,6 +220,7 @@ pub fn operator_binary() -> PathBuf {
 }
 
 /// An operator process watching one namespace. Stopped (SIGKILL) when dropped.
+/// The one way the tests start the operator binary.
 pub struct Operator {
     child: Option<Child>,
     pub namespace: String,
@@ -196,6 +228,8 @@ pub struct Operator {
     pub log: PathBuf,
     /// Extra command-line arguments (see [`Operator::start_with`]).
     extra_args: Vec<String>,
+    /// Credentials other than the tests' own (see [`Operator::start_as`]).
+    kubeconfig: Option<PathBuf>,
 }
 
 impl Operator {
@@ -209,6 +243,24 @@ impl Operator {
     /// Like [`Operator::start`], with extra arguments (`--leader-elect`, ...).
     /// Each process logs to its own file, named after its metrics port.
     pub async fn start_with(namespace: &str, args: &[&str]) -> anyhow::Result<Self> {
+        Self::launch(namespace, args, None).await
+    }
+
+    /// Like [`Operator::start_with`], logged in with `kubeconfig` only (a
+    /// ServiceAccount's token, to prove the chart's RBAC); `$KUBECONFIG` is not passed on.
+    pub async fn start_as(
+        kubeconfig: &Path,
+        namespace: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::launch(namespace, args, Some(kubeconfig.to_path_buf())).await
+    }
+
+    async fn launch(
+        namespace: &str,
+        args: &[&str],
+        kubeconfig: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let metrics_addr = format!("127.0.0.1:{port}");
         let logs = workspace_root().join("target/e2e-logs");
@@ -224,6 +276,7 @@ impl Operator {
             metrics_addr,
             log,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
+            kubeconfig,
         };
         op.spawn()?;
         op.wait_ready().await?;
@@ -250,7 +303,11 @@ impl Operator {
         .args(&self.extra_args)
         .stdout(Stdio::null())
         .stderr(log);
-        if let Ok(kubeconfig) = std::env::var("BERTH_E2E_OPERATOR_KUBECONFIG") {
+        if let Some(kubeconfig) = &self.kubeconfig {
+            cmd.arg("--kubeconfig")
+                .arg(kubeconfig)
+                .env_remove("KUBECONFIG");
+        } else if let Ok(kubeconfig) = std::env::var("BERTH_E2E_OPERATOR_KUBECONFIG") {
             cmd.args(["--kubeconfig", &kubeconfig]);
         }
         let child = cmd.spawn().with_context(|| {
@@ -282,6 +339,39 @@ impl Operator {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends SIGTERM (a graceful shutdown, as a rolling update does) and waits
+    /// for the process to exit; fails if it does not within `limit`.
+    pub async fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the operator is not running");
+        };
+        run_command({
+            let mut kill = Command::new("kill");
+            kill.args(["-TERM", &child.id().to_string()]);
+            kill
+        })?;
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "the operator did not exit within {limit:?} of SIGTERM (log: {})",
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether the process reports itself the leader (`berth_leader 1`).
+    pub async fn leading(&self) -> anyhow::Result<bool> {
+        Ok(self.metrics().await?.lines().any(|l| l == "berth_leader 1"))
     }
 
     /// Starts the process again after [`Operator::kill`] and waits until ready.

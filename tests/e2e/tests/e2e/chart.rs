@@ -8,13 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context as _, ensure};
 use berth_e2e::{
     HelmRelease, Operator, TestNamespace, client, eventually, helm, helm_uninstall, install_crd,
-    is_ready_for_generation, kubectl, operator_binary, run_command as run, wait_deleted, wait_for,
-    workspace_root,
+    is_ready_for_generation, kubectl, run_command as run, wait_deleted, wait_for, workspace_root,
 };
 use berth_operator::MicroService;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -422,78 +421,6 @@ async fn install_upgrade_and_uninstall_on_the_cluster() {
     }
 }
 
-/// The operator binary run with a ServiceAccount's kubeconfig, killed on drop.
-struct OperatorAs {
-    child: Child,
-    metrics_addr: String,
-    log: PathBuf,
-}
-
-impl OperatorAs {
-    async fn start(
-        kubeconfig: &std::path::Path,
-        namespace: &str,
-        extra: &[&str],
-    ) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let metrics_addr = format!("127.0.0.1:{port}");
-        let logs = workspace_root().join("target/e2e-logs");
-        std::fs::create_dir_all(&logs)?;
-        let log = logs.join(format!("operator-{namespace}.log"));
-        let child = Command::new(operator_binary())
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--metrics-addr",
-                &metrics_addr,
-            ])
-            .args(extra)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .context("starting the operator (cargo build -p berth-operator)")?;
-        let op = Self {
-            child,
-            metrics_addr,
-            log,
-        };
-        let url = format!("http://{}/readyz", op.metrics_addr);
-        eventually("the operator is ready", || async {
-            Ok(reqwest::get(&url)
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(drop))
-        })
-        .await
-        .with_context(|| format!("operator log: {}", op.log.display()))?;
-        Ok(op)
-    }
-
-    async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(
-            reqwest::get(format!("http://{}/metrics", self.metrics_addr))
-                .await?
-                .text()
-                .await?,
-        )
-    }
-}
-
-impl Drop for OperatorAs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Installs the chart watching `ns` only and writes a kubeconfig for its ServiceAccount.
 fn install_scoped(ns: &str, sets: &[&str]) -> anyhow::Result<(String, PathBuf)> {
     let release = format!("berth-{}", ns.rsplit('-').next().unwrap_or("x"));
@@ -549,7 +476,7 @@ async fn scoped_chart_rbac_manages_its_namespace_and_leaves_others_alone() {
         &other.name
     ));
 
-    let operator = OperatorAs::start(&kubeconfig, &mine.name, &[])
+    let operator = Operator::start_as(&kubeconfig, &mine.name, &[])
         .await
         .unwrap();
     let spec = json!({ "image": "registry.local/item:1.0.0", "port": 8081 });
@@ -624,7 +551,9 @@ async fn a_missing_rule_fails_with_forbidden_and_the_chart_rule_fixes_it() {
         &ns.name
     ));
 
-    let operator = OperatorAs::start(&kubeconfig, &ns.name, &[]).await.unwrap();
+    let operator = Operator::start_as(&kubeconfig, &ns.name, &[])
+        .await
+        .unwrap();
     let spec = json!({
         "image": "registry.local/item:1.0.0", "port": 8081,
         "disruptionBudget": { "maxUnavailable": 1 },
@@ -701,7 +630,7 @@ async fn leader_election_runs_on_the_chart_lease_rules() {
         .copied()
         .chain([ns.name.as_str()])
         .collect();
-    let operator = OperatorAs::start(&kubeconfig, &ns.name, &args)
+    let operator = Operator::start_as(&kubeconfig, &ns.name, &args)
         .await
         .unwrap();
     // Only the lease holder writes: a Ready MicroService means the lease was won.

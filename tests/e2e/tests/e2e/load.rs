@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use berth_e2e::{Env, condition, eventually, kubectl};
+use berth_e2e::{Env, MICROSERVICE_LABEL, condition, eventually, kubectl, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
@@ -36,7 +36,10 @@ const IDLE: &str = "5m";
 /// custom metric `http_requests_per_second` (the stand-in for the services'
 /// `http_requests_total` counters that prometheus-adapter would turn into it).
 const USAGE_RPS: &str = "berth.dev/usage-requests-per-second";
-const SELECTOR: &str = "berth.dev/microservice=web";
+/// The pods of the MicroService `web`.
+fn selector() -> String {
+    format!("{MICROSERVICE_LABEL}=web")
+}
 
 const SPEC: &str = "\
 image: registry.local/web:1.0.0
@@ -49,7 +52,7 @@ autoscaling:
     scaleDown: { stabilizationWindowSeconds: 15 }
 ";
 
-/// Keeps every pod of [`SELECTOR`] annotated with the current load level
+/// Keeps every pod of [`selector`] annotated with the current load level
 /// until the sender is dropped.
 fn drive_load(
     pods: Api<Pod>,
@@ -59,7 +62,7 @@ fn drive_load(
     tokio::spawn(async move {
         loop {
             let want = *level.borrow();
-            if let Ok(list) = pods.list(&ListParams::default().labels(SELECTOR)).await {
+            if let Ok(list) = pods.list(&ListParams::default().labels(&selector())).await {
                 for pod in list
                     .items
                     .iter()
@@ -91,7 +94,7 @@ async fn pod_cpu(env: &Env) -> anyhow::Result<BTreeMap<String, f64>> {
     let gvk = GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "PodMetrics");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "pods");
     let api: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), &env.ns.name, &ar);
-    let list = api.list(&ListParams::default().labels(SELECTOR)).await?;
+    let list = api.list(&ListParams::default().labels(&selector())).await?;
     Ok(list
         .items
         .iter()
@@ -163,7 +166,7 @@ async fn deployment_writes(env: &Env) -> anyhow::Result<f64> {
 async fn wait_scaled_to(env: &Env, n: i32, timeout: Duration) -> anyhow::Result<()> {
     let deployments = env.ns.api::<Deployment>();
     let what = format!("the service runs {n} ready replicas");
-    let wait = eventually(&what, || async {
+    within(timeout, &what, || async {
         let d = deployments.get("web").await?;
         let ms = env.microservices().get("web").await?;
         let status = ms.status.unwrap_or_default();
@@ -174,10 +177,8 @@ async fn wait_scaled_to(env: &Env, n: i32, timeout: Duration) -> anyhow::Result<
             && status.desired_replicas == Some(n)
             && status.ready_replicas == n)
             .then_some(()))
-    });
-    tokio::time::timeout(timeout, wait)
-        .await
-        .map_err(|_| anyhow::anyhow!("not scaled to {n} within {timeout:?}"))?
+    })
+    .await
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use berth_e2e::{Env, eventually};
+use berth_e2e::{Env, MICROSERVICE_LABEL, eventually, not_yet, within};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
@@ -21,8 +21,6 @@ const NODE_KEY: &str = "berth.dev/node";
 const NODE_HINT: &str = "start the local cluster with its real node: `BERTH_NODE=1 make cluster-up` \
      (a cluster first started without it keeps NODE=0 in ~/.cache/berth/cluster/config.env: \
      `make cluster-wipe` first)";
-/// Label Berth puts on a MicroService's pods.
-const POD_LABEL: &str = "berth.dev/microservice";
 
 /// Tag of the images `make images` loads into the node: the first of
 /// `BERTH_IMAGE_TAG` (scripts/images.sh takes several), else the workspace
@@ -74,14 +72,18 @@ pub fn service_spec(image_name: &str, extra: Value) -> Value {
 /// every 30 s and reports them with its next status update, so images that
 /// `make images` has just loaded show up in the Node only after up to ~40 s.
 pub async fn require_real_node(client: &Client, images: &[&str]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match check_real_node(client, images).await {
-            Ok(()) => return,
-            Err(e) if tokio::time::Instant::now() >= deadline => panic!("{e:#}"),
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
+    within(
+        Duration::from_secs(60),
+        "the real node is usable",
+        || async {
+            match check_real_node(client, images).await {
+                Ok(()) => Ok(Some(())),
+                Err(e) => Err(not_yet(format!("{e:#}"))),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 async fn check_real_node(client: &Client, images: &[&str]) -> anyhow::Result<()> {
@@ -178,7 +180,7 @@ pub async fn wait_pod_ready(
     ms: &str,
     not_uid: Option<&str>,
 ) -> anyhow::Result<Pod> {
-    let selector = ListParams::default().labels(&format!("{POD_LABEL}={ms}"));
+    let selector = ListParams::default().labels(&format!("{MICROSERVICE_LABEL}={ms}"));
     let ready = eventually(&format!("a pod of {ms} is Ready"), || async {
         for pod in pods.list(&selector).await? {
             if pod.metadata.deletion_timestamp.is_some()
