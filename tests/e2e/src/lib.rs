@@ -6,6 +6,8 @@
 //! There is no skipping: without a reachable cluster every test fails, which
 //! is what CI needs. `make test-e2e` brings the local cluster up first.
 
+pub mod generate;
+pub mod live_children;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -161,14 +161,17 @@ async fn hand_edits_are_reverted_and_deleted_children_come_back() {
         .delete("item", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the Service is recreated", || async {
+    // At once, not at the resync: a deleted child triggers its owner.
+    let recreated = eventually("the Service is recreated", || async {
         Ok(services
             .get_opt("item")
             .await?
             .filter(|s| s.uid() != old_uid))
-    })
-    .await
-    .unwrap();
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(15), recreated)
+        .await
+        .expect("the Service is recreated within 15 s")
+        .unwrap();
 }
 
 #[tokio::test]

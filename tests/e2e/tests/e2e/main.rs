@@ -3,7 +3,9 @@
 
 mod autoscaling;
 mod chart;
+mod churn;
 mod dependencies;
+mod generated;
 mod lifecycle;
 mod load;
 mod quiet;

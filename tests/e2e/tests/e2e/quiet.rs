@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use berth_e2e::live_children::LiveChildren;
 use berth_e2e::{Env, Operator, condition, eventually, wait_for};
 use berth_operator::MicroService;
 use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
 
 /// How long "quiet" is observed: longer than the debounce and several HPA syncs.
 const QUIET: Duration = Duration::from_secs(20);
@@ -80,4 +82,56 @@ async fn a_converged_microservice_causes_no_writes_even_across_a_restart() {
             .unwrap()
             >= 4.0
     );
+}
+
+/// Regression: the API server stores some values in another spelling than
+/// the one Berth sends (quantities in canonical form, zero values dropped),
+/// and a literal comparison re-applied such children on every reconcile.
+#[tokio::test]
+async fn values_the_api_server_rewrites_cause_no_writes_when_reconciled_again() {
+    let env = Env::new("rewritten").await;
+    let spec = r#"image: registry.local/item:1.0.0
+resources: { requests: { cpu: "0.5", memory: 1024Mi }, limits: { cpu: "1.0", memory: 1.5Gi } }
+env: [ { name: EMPTY, value: "" }, { name: POD, valueFrom: { fieldRef: { fieldPath: metadata.name } } } ]
+autoscaling: { minReplicas: 1, maxReplicas: 2, targetCPUUtilizationPercentage: 80 }
+disruptionBudget: { maxUnavailable: "50%" }"#;
+    env.apply_microservice("item", spec).await.unwrap();
+    env.wait_ready("item").await.unwrap();
+    let before = settled(&env.operator).await;
+    let children = LiveChildren::capture(&env.client, &env.ns.name)
+        .await
+        .unwrap();
+    assert_eq!(children.objects.len(), 4, "every child exists");
+
+    // A no-op change to the MicroService makes the operator look again.
+    let reconciles = env
+        .operator
+        .metric_sum("berth_reconciles_total")
+        .await
+        .unwrap();
+    let touch = serde_json::json!({"metadata": {"annotations": {"berth.dev/test-touch": "1"}}});
+    env.microservices()
+        .patch("item", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .unwrap();
+    eventually(
+        "the operator reconciled the touched MicroService",
+        || async {
+            let n = env.operator.metric_sum("berth_reconciles_total").await?;
+            Ok((n > reconciles).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        env.operator.writes().await.unwrap(),
+        before,
+        "no writes when nothing but the spelling differs"
+    );
+    let after = LiveChildren::capture(&env.client, &env.ns.name)
+        .await
+        .unwrap();
+    let changed = children.changes(&after);
+    assert!(changed.is_empty(), "children changed: {changed:#?}");
 }
