@@ -85,7 +85,7 @@ struct RunArgs {
         global = true
     )]
     lease_duration: u64,
-    /// Seconds before expiry at which the leader renews.
+    /// Seconds before its local deadline (last renewal + duration - 2 s) at which the leader renews.
     #[arg(long, env = "BERTH_LEASE_GRACE", default_value_t = 5, global = true)]
     lease_grace: u64,
     /// Keep every managedFields entry in the cache (for the memory benchmark's "before").

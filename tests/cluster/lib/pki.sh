@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154  # $pki comes from lib/common.sh, sourced first
 # The cluster's certificates and keys, made with openssl once per cluster
 # directory (kept across down/up so kubeconfigs handed out stay valid).
 #
