@@ -119,8 +119,13 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// `BODY_LIMIT_BYTES`, default 64 KiB; larger request bodies get 413.
     pub body_limit: usize,
+    /// `SHUTDOWN_DELAY_MS`, default 5 s: after SIGTERM, how long the service
+    /// keeps serving while `/readyz` says 503, so that endpoints move away
+    /// before it stops accepting connections.
+    pub shutdown_delay: Duration,
     /// `SHUTDOWN_TIMEOUT_MS`, default 20 s: how long in-flight requests may
-    /// take to finish after SIGTERM.
+    /// take to finish once it stops accepting. Kubernetes' 30 s grace
+    /// period covers both with room to spare.
     pub shutdown_timeout: Duration,
     /// `DATABASE_URL`: PostgreSQL when set, the in-memory store otherwise.
     pub database_url: Option<String>,
@@ -145,6 +150,7 @@ impl ServerConfig {
             port: env.parse_or("PORT", 8080u16)?,
             log_format: env.parse_or("LOG_FORMAT", LogFormat::Json)?,
             body_limit: env.number_in("BODY_LIMIT_BYTES", 64 * 1024, 1024..=16 * 1024 * 1024)?,
+            shutdown_delay: env.millis("SHUTDOWN_DELAY_MS", 5_000, 0..=600_000)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0..=600_000)?,
             database_url: env.raw("DATABASE_URL"),
             database_schema,

@@ -123,19 +123,38 @@ fn is_problem(response: &Response) -> bool {
         .is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
 }
 
+/// How a service stops, the Kubernetes way: on SIGTERM it first reports
+/// not-ready and keeps serving for `delay`, while the endpoints controller
+/// and kube-proxy take it out of the Service; then it stops accepting and
+/// lets in-flight requests finish for at most `drain`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shutdown {
+    pub delay: Duration,
+    pub drain: Duration,
+}
+
+impl Shutdown {
+    pub fn of(config: &crate::config::ServerConfig) -> Self {
+        Self {
+            delay: config.shutdown_delay,
+            drain: config.shutdown_timeout,
+        }
+    }
+}
+
 /// Binds `addr`, logs the address actually bound, and serves `app` until
-/// SIGTERM; then drains in-flight requests for at most `drain`.
+/// SIGTERM; then shuts down as `shutdown` says.
 pub async fn serve(
     app: Router,
     addr: SocketAddr,
     health: &Health,
-    drain: Duration,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| bind_error(addr, e))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    serve_on(listener, app, health, drain, crate::shutdown::signal()).await
+    serve_on(listener, app, health, shutdown, crate::shutdown::signal()).await
 }
 
 /// The io::Error of a failed bind says only "Address already in use": name
@@ -152,12 +171,13 @@ fn bind_error(addr: SocketAddr, error: std::io::Error) -> std::io::Error {
     )
 }
 
-/// Serves on an already bound listener until `stop` resolves.
+/// Serves on an already bound listener until `stop` resolves, then shuts
+/// down as `shutdown` says.
 pub async fn serve_on(
     listener: TcpListener,
     app: Router,
     health: &Health,
-    drain: Duration,
+    shutdown: Shutdown,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -171,11 +191,19 @@ pub async fn serve_on(
     }
     health.draining.store(true, Ordering::Relaxed);
     tracing::info!(
-        drain_ms = drain.as_millis() as u64,
+        delay_ms = shutdown.delay.as_millis() as u64,
+        "shutting down: not ready, still serving while endpoints move"
+    );
+    tokio::select! {
+        result = &mut server => return result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        () = tokio::time::sleep(shutdown.delay) => {}
+    }
+    tracing::info!(
+        drain_ms = shutdown.drain.as_millis() as u64,
         "shutting down: no new connections, draining in-flight requests"
     );
     let _ = tx.send(());
-    match tokio::time::timeout(drain, &mut server).await {
+    match tokio::time::timeout(shutdown.drain, &mut server).await {
         Ok(result) => result.unwrap_or_else(|e| Err(std::io::Error::other(e)))?,
         Err(_) => {
             tracing::warn!("drain deadline passed; dropping the remaining requests");
@@ -201,13 +229,68 @@ mod tests {
             database: None,
             draining: Default::default(),
         };
-        let error = serve(Router::new(), addr, &health, Duration::ZERO)
-            .await
-            .unwrap_err();
+        let now = Shutdown {
+            delay: Duration::ZERO,
+            drain: Duration::ZERO,
+        };
+        let error = serve(Router::new(), addr, &health, now).await.unwrap_err();
         let message = error.to_string();
         assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
         for needle in [&addr.to_string(), "already in use", "PORT"] {
             assert!(message.contains(needle), "{needle:?} missing: {message}");
         }
+    }
+
+    /// After the stop signal: `/readyz` says 503 at once, requests are still
+    /// served for the delay (new connections included), then the listener
+    /// closes.
+    #[tokio::test]
+    async fn on_stop_it_reports_not_ready_and_keeps_serving_for_the_delay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let health = Health::default();
+        let app = Router::new()
+            .route("/work", get(|| async { "done" }))
+            .route(
+                "/readyz",
+                get(crate::health::readyz).with_state(health.clone()),
+            );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = Shutdown {
+            delay: Duration::from_millis(1500),
+            drain: Duration::from_secs(5),
+        };
+        let serving = tokio::spawn({
+            let health = health.clone();
+            async move {
+                serve_on(listener, app, &health, shutdown, async {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        });
+        // A fresh connection per request, as a client behind kube-proxy opens.
+        let status = |path: &'static str| async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(addr).await?;
+            let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await?;
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await?;
+            let code = std::str::from_utf8(&head[9..12]).map_err(std::io::Error::other)?;
+            code.parse::<u16>().map_err(std::io::Error::other)
+        };
+        assert_eq!(status("/readyz").await.unwrap(), 200);
+        let stopped_at = std::time::Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(status("/readyz").await.unwrap(), 503, "not ready at once");
+        assert_eq!(status("/work").await.unwrap(), 200, "still serving");
+        serving.await.unwrap().unwrap();
+        assert!(
+            stopped_at.elapsed() >= shutdown.delay,
+            "served out the delay"
+        );
+        assert!(status("/work").await.is_err(), "closed after the delay");
     }
 }

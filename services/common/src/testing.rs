@@ -290,6 +290,9 @@ impl Process {
             .env("PORT", self.port.to_string())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // Short, so the tests that stop a service do not wait out the
+            // production default; long enough to go through the phase.
+            .env("SHUTDOWN_DELAY_MS", "200")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)

@@ -122,7 +122,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         service.router.clone(),
         addr,
         &service.health,
-        config.server.shutdown_timeout,
+        server::Shutdown::of(&config.server),
     )
     .await?;
     Ok(())
