@@ -431,6 +431,23 @@ impl Operator {
     pub async fn writes(&self) -> anyhow::Result<f64> {
         self.metric_sum("berth_api_writes_total").await
     }
+
+    /// Reconciles run so far (`berth_reconciles_total`).
+    pub async fn reconciles(&self) -> anyhow::Result<f64> {
+        self.metric_sum("berth_reconciles_total").await
+    }
+
+    /// Waits until this process has run at least `target` reconciles; returns the count.
+    pub async fn reconciled(&self, target: f64) -> anyhow::Result<f64> {
+        eventually(
+            &format!("the operator reconciled {target} times"),
+            || async {
+                let n = self.reconciles().await?;
+                Ok((n >= target).then_some(n))
+            },
+        )
+        .await
+    }
 }
 
 impl Drop for Operator {

@@ -39,33 +39,11 @@ pub struct ChildChange {
 impl LiveChildren {
     /// Lists every labelled child of the four kinds in `namespace`.
     pub async fn capture(client: &Client, namespace: &str) -> anyhow::Result<Self> {
-        let lp = ListParams::default().labels(MICROSERVICE_LABEL);
         let mut objects = BTreeMap::new();
-        let mut add = |kind: &str, items: Vec<Value>| {
-            for item in items {
-                let name = item["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                objects.insert((kind.to_string(), name), item);
-            }
-        };
-        let deployments = Api::<Deployment>::namespaced(client.clone(), namespace)
-            .list(&lp)
-            .await?;
-        add("Deployment", json(deployments.items));
-        let services = Api::<Service>::namespaced(client.clone(), namespace)
-            .list(&lp)
-            .await?;
-        add("Service", json(services.items));
-        let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), namespace)
-            .list(&lp)
-            .await?;
-        add("HorizontalPodAutoscaler", json(hpas.items));
-        let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace)
-            .list(&lp)
-            .await?;
-        add("PodDisruptionBudget", json(pdbs.items));
+        objects.extend(labelled::<Deployment>(client, namespace).await?);
+        objects.extend(labelled::<Service>(client, namespace).await?);
+        objects.extend(labelled::<HorizontalPodAutoscaler>(client, namespace).await?);
+        objects.extend(labelled::<PodDisruptionBudget>(client, namespace).await?);
         Ok(Self { objects })
     }
 
@@ -120,11 +98,32 @@ impl LiveChildren {
     }
 }
 
-fn json<K: serde::Serialize>(items: Vec<K>) -> Vec<Value> {
-    items
+/// Every object of kind `K` in `namespace` with Berth's label, by (kind, name).
+async fn labelled<K>(
+    client: &Client,
+    namespace: &str,
+) -> anyhow::Result<Vec<((String, String), Value)>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&()).into_owned();
+    let lp = ListParams::default().labels(MICROSERVICE_LABEL);
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list(&lp)
+        .await?;
+    Ok(list
+        .items
         .into_iter()
-        .map(|o| serde_json::to_value(o).expect("k8s objects serialize"))
-        .collect()
+        .map(|o| {
+            let name = o.meta().name.clone().unwrap_or_default();
+            let value = serde_json::to_value(o).expect("k8s objects serialize");
+            ((kind.clone(), name), value)
+        })
+        .collect())
 }
 
 /// Berth's managedFields entries (apply and status), which change only when Berth writes.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use berth_e2e::generate::{GeneratedSpec, batch, draw, runner, seed_from_env};
 use berth_e2e::live_children::{ChildChange, LiveChildren, desired_vs_live, diff};
-use berth_e2e::{Env, Operator, apply_microservice, condition, eventually};
+use berth_e2e::{Env, Operator, apply_microservice, condition};
 use berth_operator::desired::labels::MICROSERVICE_LABEL;
 use berth_operator::desired::{self, SPEC_HASH_ANNOTATION};
 use berth_operator::microservice::MANAGER;
@@ -401,16 +401,10 @@ async fn settle(op: &Operator) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the operator's reconcile counter reaches `target`.
+/// Waits until the operator's reconcile counter reaches `target`, then for
+/// the writes those reconciles might send.
 async fn reconciled(op: &Operator, target: f64) -> anyhow::Result<()> {
-    eventually(
-        &format!("the operator reconciled {target} times"),
-        || async {
-            let n = op.metric_sum("berth_reconciles_total").await?;
-            Ok((n >= target).then_some(()))
-        },
-    )
-    .await?;
+    op.reconciled(target).await?;
     tokio::time::sleep(GRACE).await;
     Ok(())
 }

@@ -62,12 +62,7 @@ async fn a_converged_microservice_causes_no_writes_even_across_a_restart() {
 
     // A restart re-lists everything and reconciles every object once.
     env.operator.restart().await.unwrap();
-    let reconciled = eventually("the restarted operator reconciled", || async {
-        let n = env.operator.metric_sum("berth_reconciles_total").await?;
-        Ok((n >= 1.0).then_some(n))
-    })
-    .await
-    .unwrap();
+    let reconciled = env.operator.reconciled(1.0).await.unwrap();
     assert!(reconciled >= 1.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -104,25 +99,13 @@ disruptionBudget: { maxUnavailable: "50%" }"#;
     assert_eq!(children.objects.len(), 4, "every child exists");
 
     // A no-op change to the MicroService makes the operator look again.
-    let reconciles = env
-        .operator
-        .metric_sum("berth_reconciles_total")
-        .await
-        .unwrap();
+    let reconciles = env.operator.reconciles().await.unwrap();
     let touch = serde_json::json!({"metadata": {"annotations": {"berth.dev/test-touch": "1"}}});
     env.microservices()
         .patch("item", &PatchParams::default(), &Patch::Merge(&touch))
         .await
         .unwrap();
-    eventually(
-        "the operator reconciled the touched MicroService",
-        || async {
-            let n = env.operator.metric_sum("berth_reconciles_total").await?;
-            Ok((n > reconciles).then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    env.operator.reconciled(reconciles + 1.0).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         env.operator.writes().await.unwrap(),
