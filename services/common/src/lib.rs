@@ -8,6 +8,7 @@
 //! its [`server::Kit`], and runs it with [`server::serve`].
 
 pub mod config;
+pub mod connection;
 pub mod extract;
 pub mod health;
 pub mod metrics;

@@ -122,7 +122,7 @@ pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         service.router.clone(),
         addr,
         &service.health,
-        server::Shutdown::of(&config.server),
+        server::Serving::of(&config.server),
     )
     .await?;
     Ok(())
