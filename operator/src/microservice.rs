@@ -127,6 +127,11 @@ pub struct MicroServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolling_update: Option<RollingUpdate>,
 
+    /// How a pod stops: how long it keeps serving while traffic moves away,
+    /// and how long its process then has before it is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
+
     /// ServiceAccount the pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -303,16 +308,54 @@ pub struct DisruptionBudget {
     pub max_unavailable: Option<IntOrString>,
 }
 
-/// Rolling update settings; Kubernetes' defaults (25 %) for whatever is unset.
+/// Rolling update settings. Berth's defaults keep every pod serving until its
+/// replacement is Ready: `maxSurge: 25%` and `maxUnavailable: 0` (1 when
+/// `maxSurge` is 0, since a rollout needs room on one side).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RollingUpdate {
-    /// Extra pods (number or percentage) allowed above the desired count during a rollout.
+    /// Extra pods (number or percentage) allowed above the desired count during a rollout (default 25%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<IntOrString>,
-    /// Pods (number or percentage) that may be unavailable during a rollout.
+    /// Pods (number or percentage) that may be unavailable during a rollout (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
+}
+
+/// How a pod stops. Kubernetes removes a terminating pod from its Service's
+/// endpoints at the same moment it starts stopping the pod, and kube-proxy
+/// on every node needs a moment to follow; a pod that stopped serving at
+/// once would refuse the requests still on their way. So the pod first keeps
+/// running for `drainSeconds` (a preStop sleep, done by the kubelet: the
+/// image needs no `sleep` binary), then gets SIGTERM and has
+/// `timeoutSeconds` to finish its requests before SIGKILL. The pod's
+/// `terminationGracePeriodSeconds` is the sum.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Shutdown {
+    /// Seconds a terminating pod keeps serving before SIGTERM, while traffic moves away (default 5; 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 300").message("shutdown.drainSeconds must be between 0 and 300"))]
+    pub drain_seconds: Option<i32>,
+    /// Seconds the process has after SIGTERM to finish before SIGKILL (default 30, Kubernetes' own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 3600").message("shutdown.timeoutSeconds must be between 1 and 3600"))]
+    pub timeout_seconds: Option<i32>,
+}
+
+impl Shutdown {
+    /// Default of `drainSeconds`.
+    pub const DRAIN_SECONDS: i32 = 5;
+    /// Default of `timeoutSeconds`.
+    pub const TIMEOUT_SECONDS: i32 = 30;
+
+    pub fn drain_seconds(&self) -> i32 {
+        self.drain_seconds.unwrap_or(Self::DRAIN_SECONDS)
+    }
+
+    pub fn timeout_seconds(&self) -> i32 {
+        self.timeout_seconds.unwrap_or(Self::TIMEOUT_SECONDS)
+    }
 }
 
 /// What Berth observed, written by the controller only.

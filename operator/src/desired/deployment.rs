@@ -8,9 +8,9 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Lifecycle,
+    LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecurityContext, SleepAction, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -18,7 +18,9 @@ use kube::ResourceExt;
 
 use super::{DesiredError, child_meta, labels, with_spec_hash};
 use crate::dependencies::{ResolvedDependency, env_var_name};
-use crate::microservice::{Autoscaling, Health, ImagePullPolicy, MicroService};
+use crate::microservice::{
+    Autoscaling, Health, ImagePullPolicy, MicroService, RollingUpdate, Shutdown,
+};
 
 /// Name of the container port; probes and the Service refer to it by name.
 pub const CONTAINER_PORT_NAME: &str = "http";
@@ -33,13 +35,7 @@ pub fn desired_deployment(
 ) -> Result<Deployment, DesiredError> {
     let spec = &ms.spec;
     let replicas = spec.autoscaling.is_none().then_some(spec.replicas);
-    let strategy = spec.rolling_update.as_ref().map(|ru| DeploymentStrategy {
-        type_: Some("RollingUpdate".into()),
-        rolling_update: Some(RollingUpdateDeployment {
-            max_surge: ru.max_surge.clone(),
-            max_unavailable: ru.max_unavailable.clone(),
-        }),
-    });
+    let strategy = Some(strategy(spec.rolling_update.as_ref()));
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels::pod(ms)),
@@ -64,6 +60,30 @@ pub fn desired_deployment(
     }))
 }
 
+/// A rolling update that never takes a serving pod away before its
+/// replacement is Ready, unless the user says otherwise.
+fn strategy(user: Option<&RollingUpdate>) -> DeploymentStrategy {
+    let user = user.cloned().unwrap_or_default();
+    let is_zero = |v: &IntOrString| match v {
+        IntOrString::Int(n) => *n == 0,
+        IntOrString::String(s) => s.trim_end_matches('%') == "0",
+    };
+    let max_surge = user
+        .max_surge
+        .unwrap_or_else(|| IntOrString::String("25%".into()));
+    // Both zero leaves a rollout no room to move, and the API server refuses it.
+    let max_unavailable = user
+        .max_unavailable
+        .unwrap_or(IntOrString::Int(if is_zero(&max_surge) { 1 } else { 0 }));
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(max_surge),
+            max_unavailable: Some(max_unavailable),
+        }),
+    }
+}
+
 /// Sets the replicas of a Deployment about to be created with autoscaling on:
 /// `spec.replicas` kept within the autoscaler's range.
 pub fn start_within_autoscaling_range(
@@ -83,6 +103,7 @@ pub fn start_within_autoscaling_range(
 
 fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {
     let spec = &ms.spec;
+    let shutdown = spec.shutdown.clone().unwrap_or_default();
     let container = Container {
         name: ms.name_any(),
         image: Some(spec.image.clone()),
@@ -99,7 +120,8 @@ fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {
         env_from: non_empty(spec.env_from.clone()),
         resources: spec.resources.clone(),
         liveness_probe: spec.health.as_ref().and_then(liveness_probe),
-        readiness_probe: spec.health.as_ref().and_then(readiness_probe),
+        readiness_probe: Some(readiness_probe(spec.health.as_ref())),
+        lifecycle: pre_stop(&shutdown),
         startup_probe: spec.health.as_ref().and_then(startup_probe),
         security_context: Some(
             spec.security_context
@@ -115,6 +137,9 @@ fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {
     };
     PodSpec {
         containers: vec![container],
+        termination_grace_period_seconds: Some(i64::from(
+            shutdown.drain_seconds() + shutdown.timeout_seconds(),
+        )),
         service_account_name: spec.service_account_name.clone(),
         image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
@@ -176,6 +201,13 @@ fn http_probe(health: &Health, path: &str) -> Probe {
             scheme: Some("HTTP".into()),
             ..HTTPGetAction::default()
         }),
+        ..timed_probe(health)
+    }
+}
+
+/// A probe's timing, as `health` says or by default; the check itself is the caller's.
+fn timed_probe(health: &Health) -> Probe {
+    Probe {
         period_seconds: Some(health.period_seconds.unwrap_or(DEFAULT_PERIOD_SECONDS)),
         timeout_seconds: Some(health.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS)),
         failure_threshold: Some(
@@ -202,8 +234,36 @@ fn liveness_probe(health: &Health) -> Option<Probe> {
     })
 }
 
-fn readiness_probe(health: &Health) -> Option<Probe> {
-    Some(http_probe(health, health.readiness.as_deref()?))
+/// The readiness path when one is given; otherwise the port accepting
+/// connections, so that a pod gets traffic only once it listens (and a
+/// rollout waits for that) whatever the image.
+fn readiness_probe(health: Option<&Health>) -> Probe {
+    let default = Health::default();
+    let health = health.unwrap_or(&default);
+    match health.readiness.as_deref() {
+        Some(path) => http_probe(health, path),
+        None => Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(CONTAINER_PORT_NAME.into()),
+                host: None,
+            }),
+            ..timed_probe(health)
+        },
+    }
+}
+
+/// The drain before SIGTERM, as a preStop sleep (see `Shutdown`).
+fn pre_stop(shutdown: &Shutdown) -> Option<Lifecycle> {
+    let seconds = shutdown.drain_seconds();
+    (seconds > 0).then(|| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: i64::from(seconds),
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    })
 }
 
 /// The startup probe gets as many attempts as fit in `startupTimeoutSeconds`.

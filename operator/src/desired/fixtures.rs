@@ -112,6 +112,7 @@ autoscaling:
 dependencies: [item]
 disruptionBudget: { minAvailable: 1 }
 rollingUpdate: { maxSurge: 1, maxUnavailable: 0 }
+shutdown: { drainSeconds: 10, timeoutSeconds: 20 }
 serviceAccountName: order
 imagePullSecrets: [{ name: regcred }]
 podLabels: { team: shop }

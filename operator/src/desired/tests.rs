@@ -48,6 +48,50 @@ fn defaults_make_image_plus_port_enough() {
     assert_eq!(port.target_port, Some(IntOrString::String("http".into())));
 }
 
+/// A rollout keeps every pod serving until its replacement is Ready, a pod
+/// gets traffic only once it listens, and a stopping pod serves on while
+/// traffic moves away: zero failed requests need all three by default.
+#[test]
+fn defaults_make_a_rollout_lose_no_request() {
+    let deployment = desired_deployment(&microservice("item"), &[]).unwrap();
+    let spec = deployment.spec.unwrap();
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert_eq!(rolling.max_surge, Some(IntOrString::String("25%".into())));
+    let pod = spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    let readiness = container.readiness_probe.as_ref().unwrap();
+    let tcp = readiness.tcp_socket.as_ref().unwrap();
+    assert_eq!(tcp.port, IntOrString::String("http".into()));
+    assert!(readiness.http_get.is_none());
+    let sleep = container.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+    assert_eq!(sleep.sleep.as_ref().unwrap().seconds, 5);
+    assert_eq!(pod.termination_grace_period_seconds, Some(5 + 30));
+}
+
+#[test]
+fn shutdown_and_rollout_settings_are_the_users_to_change() {
+    let ms = from_yaml(
+        "item",
+        "image: item:1\nhealth: { readiness: /readyz }\nrollingUpdate: { maxSurge: 0 }\n\
+         shutdown: { drainSeconds: 0, timeoutSeconds: 7 }\n",
+    );
+    let spec = desired_deployment(&ms, &[]).unwrap().spec.unwrap();
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    // maxSurge 0 needs room on the other side, or the API server refuses both zero.
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(0)));
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(1)));
+    let pod = spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    let readiness = container.readiness_probe.as_ref().unwrap();
+    assert_eq!(
+        readiness.http_get.as_ref().unwrap().path.as_deref(),
+        Some("/readyz")
+    );
+    assert!(container.lifecycle.is_none(), "drainSeconds 0: no preStop");
+    assert_eq!(pod.termination_grace_period_seconds, Some(7));
+}
+
 #[test]
 fn every_child_is_controlled_by_the_microservice() {
     let children = children(&full(), &[]).unwrap();

@@ -156,6 +156,7 @@ fn draft() -> impl Strategy<Value = Draft> {
         option::of(autoscaling()),
         option::of(budget()),
         option::of(rolling_update()),
+        option::of(shutdown()),
     );
     let pod = (
         option::of(Just("default")),
@@ -171,7 +172,7 @@ fn draft() -> impl Strategy<Value = Draft> {
         |(
             (image, pull, command, args, replicas, port, service, resources),
             (env, env_from, overrides_dependency_url),
-            (health, autoscaling, budget, rolling_update),
+            (health, autoscaling, budget, rolling_update, shutdown),
             (
                 account,
                 pull_secrets,
@@ -206,6 +207,7 @@ fn draft() -> impl Strategy<Value = Draft> {
             set("autoscaling", autoscaling);
             set("disruptionBudget", budget);
             set("rollingUpdate", rolling_update);
+            set("shutdown", shutdown);
             set("serviceAccountName", account.map(Value::from));
             set(
                 "imagePullSecrets",
@@ -645,6 +647,20 @@ fn budget() -> impl Strategy<Value = Value> {
         int_or_percent(3).prop_map(|v| json!({ "minAvailable": v })),
         int_or_percent(3).prop_map(|v| json!({ "maxUnavailable": v })),
     ]
+}
+
+/// Either field, both or neither; a drain of 0 (no preStop) included.
+fn shutdown() -> impl Strategy<Value = Value> {
+    (option::of(0..=300i32), option::of(1..=3600i32)).prop_map(|(drain, timeout)| {
+        let mut s = Map::new();
+        if let Some(d) = drain {
+            s.insert("drainSeconds".into(), json!(d));
+        }
+        if let Some(t) = timeout {
+            s.insert("timeoutSeconds".into(), json!(t));
+        }
+        Value::Object(s)
+    })
 }
 
 fn rolling_update() -> impl Strategy<Value = Value> {
