@@ -38,6 +38,10 @@ pub fn resolve(
             let state = match found.as_deref() {
                 None => DependencyState::Missing,
                 Some(dep) if dep.is_terminating() => DependencyState::Terminating,
+                // Ready at zero replicas is Ready for itself, not for a caller.
+                Some(dep) if dep.is_ready() && ready_replicas(dep) == 0 => {
+                    DependencyState::ScaledToZero
+                }
                 Some(dep) if dep.is_ready() => DependencyState::Ready,
                 Some(_) => DependencyState::NotReady,
             };
@@ -48,6 +52,10 @@ pub fn resolve(
             }
         })
         .collect()
+}
+
+fn ready_replicas(ms: &MicroService) -> i32 {
+    ms.status.as_ref().map_or(0, |s| s.ready_replicas)
 }
 
 /// The MicroServices in `candidates` that depend on `changed` (same namespace):
@@ -77,14 +85,22 @@ mod tests {
     }
 
     #[test]
-    fn resolve_reports_missing_not_ready_terminating_and_ready() {
+    fn resolve_reports_missing_not_ready_scaled_to_zero_terminating_and_ready() {
         let mut order = microservice("order");
         order.spec.dependencies = vec![
             "item".into(),
             "payment".into(),
             "stock".into(),
             "till".into(),
+            "tax".into(),
         ];
+        // Ready as it was asked to be, at zero replicas: nothing to call.
+        let mut tax = ready(microservice("tax"));
+        tax.spec.replicas = 0;
+        if let Some(status) = tax.status.as_mut() {
+            status.ready_replicas = 0;
+        }
+        let tax = Arc::new(tax);
         let mut item = ready(microservice("item"));
         item.spec.service.port = 8081;
         let mut till = ready(microservice("till"));
@@ -98,6 +114,7 @@ mod tests {
             "item" => Some(item.clone()),
             "stock" => Some(stock.clone()),
             "till" => Some(till.clone()),
+            "tax" => Some(tax.clone()),
             _ => None,
         });
         assert_eq!(
@@ -122,6 +139,11 @@ mod tests {
                     name: "till".into(),
                     state: DependencyState::Terminating,
                     url: "http://till.shop.svc.cluster.local:80".into()
+                },
+                DependencyStatus {
+                    name: "tax".into(),
+                    state: DependencyState::ScaledToZero,
+                    url: "http://tax.shop.svc.cluster.local:80".into()
                 },
             ]
         );

@@ -419,7 +419,7 @@ pub struct AutoscalerStatus {
 pub struct DependencyStatus {
     /// The dependency's MicroService name.
     pub name: String,
-    /// `Ready`, `NotReady`, `Terminating` or `Missing`.
+    /// `Ready`, `NotReady`, `ScaledToZero`, `Terminating` or `Missing`.
     pub state: DependencyState,
     /// The URL injected into this service's environment.
     pub url: String,
@@ -430,6 +430,8 @@ pub struct DependencyStatus {
 pub enum DependencyState {
     Ready,
     NotReady,
+    /// Ready for itself at `replicas: 0`, but nothing answers at its URL.
+    ScaledToZero,
     /// Being deleted: it will be gone soon, so it is not Ready whatever its
     /// last status says.
     Terminating,

@@ -244,11 +244,13 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
             .map(|d| d.name.as_str())
             .collect()
     };
-    let (missing, not_ready, terminating) = (
-        names(DependencyState::Missing),
-        names(DependencyState::NotReady),
-        names(DependencyState::Terminating),
-    );
+    let missing = names(DependencyState::Missing);
+    // The other states that are not Ready, each with how the message says it.
+    let unready = [
+        (DependencyState::NotReady, "not ready"),
+        (DependencyState::ScaledToZero, "scaled to zero"),
+        (DependencyState::Terminating, "being deleted"),
+    ];
     if deps.is_empty() {
         return (
             DEPENDENCIES_READY,
@@ -257,7 +259,7 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
             String::new(),
         );
     }
-    if missing.is_empty() && not_ready.is_empty() && terminating.is_empty() {
+    if deps.iter().all(|d| d.state == DependencyState::Ready) {
         return (
             DEPENDENCIES_READY,
             "True",
@@ -269,11 +271,11 @@ fn dependencies_condition(deps: &[DependencyStatus]) -> ConditionParts {
     if !missing.is_empty() {
         parts.push(format!("missing: {}", missing.join(", ")));
     }
-    if !not_ready.is_empty() {
-        parts.push(format!("not ready: {}", not_ready.join(", ")));
-    }
-    if !terminating.is_empty() {
-        parts.push(format!("being deleted: {}", terminating.join(", ")));
+    for (state, said) in unready {
+        let these = names(state);
+        if !these.is_empty() {
+            parts.push(format!("{said}: {}", these.join(", ")));
+        }
     }
     let reason = if missing.is_empty() {
         "DependenciesNotReady"

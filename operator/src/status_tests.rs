@@ -246,6 +246,25 @@ fn dependencies_condition_names_missing_and_not_ready() {
         (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
         ("False", "DependenciesNotReady", "being deleted: item")
     );
+
+    let idle = vec![DependencyStatus {
+        name: "item".into(),
+        state: DependencyState::ScaledToZero,
+        url: String::new(),
+    }];
+    let status = compute(
+        &microservice("order"),
+        Observed {
+            dependencies: &idle,
+            ..Observed::default()
+        },
+        &now(),
+    );
+    let c = condition(&status, DEPENDENCIES_READY);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
+        ("False", "DependenciesNotReady", "scaled to zero: item")
+    );
 }
 
 #[test]

@@ -33,6 +33,10 @@ pub fn ready(mut ms: MicroService) -> MicroService {
             last_transition_time: Time(jiff_epoch()),
             observed_generation: Some(1),
         }],
+        replicas: 1,
+        ready_replicas: 1,
+        available_replicas: 1,
+        updated_replicas: 1,
         ..MicroServiceStatus::default()
     });
     ms

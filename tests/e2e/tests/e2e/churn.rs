@@ -230,6 +230,9 @@ async fn untruths(env: &Env) -> anyhow::Result<Vec<String>> {
             let allowed: &[&str] = match all.get(dep) {
                 None => &["Missing"],
                 Some(d) if d.metadata.deletion_timestamp.is_some() => &["Terminating"],
+                Some(d) if ready(d) && d.status.as_ref().is_some_and(|s| s.ready_replicas == 0) => {
+                    &["ScaledToZero"]
+                }
                 Some(d) if ready(d) => &["Ready"],
                 Some(_) => &["NotReady"],
             };
@@ -247,7 +250,7 @@ async fn untruths(env: &Env) -> anyhow::Result<Vec<String>> {
                 ));
             }
             missing |= state == "Missing";
-            not_ready |= state == "NotReady" || state == "Terminating";
+            not_ready |= ["NotReady", "ScaledToZero", "Terminating"].contains(&state.as_str());
         }
         let (want_status, want_reason) = match (reported.is_empty(), missing, not_ready) {
             (true, _, _) => ("True", "NoDependencies"),
