@@ -64,7 +64,13 @@ fn defaults_make_a_rollout_lose_no_request() {
     let tcp = readiness.tcp_socket.as_ref().unwrap();
     assert_eq!(tcp.port, IntOrString::String("http".into()));
     assert!(readiness.http_get.is_none());
-    let sleep = container.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+    let sleep = container
+        .lifecycle
+        .as_ref()
+        .unwrap()
+        .pre_stop
+        .as_ref()
+        .unwrap();
     assert_eq!(sleep.sleep.as_ref().unwrap().seconds, 5);
     assert_eq!(pod.termination_grace_period_seconds, Some(5 + 30));
 }
