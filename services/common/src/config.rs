@@ -127,7 +127,7 @@ pub struct ServerConfig {
     /// take to finish once it stops accepting. Kubernetes' 30 s grace
     /// period covers both with room to spare.
     pub shutdown_timeout: Duration,
-    /// `CONNECTION_MAX_AGE_MS`, default 30 s: a kept-alive connection older
+    /// `CONNECTION_MAX_AGE_MS`, default 10 s: a kept-alive connection older
     /// than this is closed after its next answer, so that clients spread
     /// over pods added since (see `connection`).
     pub connection_max_age: Duration,
@@ -156,7 +156,7 @@ impl ServerConfig {
             body_limit: env.number_in("BODY_LIMIT_BYTES", 64 * 1024, 1024..=16 * 1024 * 1024)?,
             shutdown_delay: env.millis("SHUTDOWN_DELAY_MS", 5_000, 0..=600_000)?,
             shutdown_timeout: env.millis("SHUTDOWN_TIMEOUT_MS", 20_000, 0..=600_000)?,
-            connection_max_age: env.millis("CONNECTION_MAX_AGE_MS", 30_000, 1_000..=86_400_000)?,
+            connection_max_age: env.millis("CONNECTION_MAX_AGE_MS", 10_000, 1_000..=86_400_000)?,
             database_url: env.raw("DATABASE_URL"),
             database_schema,
             database_pool_size: env.number_in("DATABASE_POOL_SIZE", 8, 1..=256)?,
