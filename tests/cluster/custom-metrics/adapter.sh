@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The custom metrics API (custom.metrics.k8s.io) on the local cluster:
-# builds berth-custom-metrics (main.go) from Go modules, starts it on
+# builds berth-custom-metrics (main.go and its *.go) from Go modules, starts it on
 # loopback and registers it with the aggregation layer; `down` unregisters
 # it first, then stops it (an APIService without a server behind it makes
 # namespace deletion hang for everyone on the cluster).
@@ -9,7 +9,8 @@
 #
 # State: $BERTH_CLUSTER_DIR/custom-metrics/ (adapter.pid and adapter.log, kept
 # by lib/process.sh as for the cluster's components; serving certificate).
-# Binary: ~/.cache/berth/custom-metrics/berth-custom-metrics-<go.sum hash>.
+# Binary: ~/.cache/berth/custom-metrics/berth-custom-metrics-<hash of go.sum,
+# go.mod and the non-test *.go files>.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cluster_src=$(cd "$here/.." && pwd)
@@ -30,7 +31,10 @@ cache=${BERTH_CACHE:-$HOME/.cache/berth}/custom-metrics
 export PATH=$PATH:/usr/local/go/bin
 
 binary() {
-  local key; key=$(cat "$here/go.sum" "$here/go.mod" "$here/main.go" | sha256sum | cut -c1-12)
+  local src key
+  # Every source file of the binary (main.go, exposition.go, tracker.go), not the tests.
+  mapfile -t src < <(find "$here" -maxdepth 1 -name '*.go' ! -name '*_test.go' | sort)
+  key=$(cat "$here/go.sum" "$here/go.mod" "${src[@]}" | sha256sum | cut -c1-12)
   local bin=$cache/berth-custom-metrics-$key
   if [ ! -x "$bin" ]; then
     mkdir -p "$cache"

@@ -4,19 +4,35 @@
 // http_requests_per_second, which is what MicroService
 // autoscaling.targetRequestsPerSecond makes the HPA ask for.
 //
-// What stands in for real traffic: kwok plays the kubelets, so no process
-// runs in the pods and no pod serves a Prometheus /metrics endpoint. In a
-// real cluster prometheus-adapter computes the metric from the services'
-// http_requests_total counters (rate over a window). Here a pod's rate is
-// read from its annotation berth.dev/usage-requests-per-second (absent: 0),
-// the same way kwok reads CPU use from kwok.x-k8s.io/usage-cpu. Everything
-// from this API onwards (aggregation layer, the HPA's custom metrics client,
-// its decisions, the MicroService status) is the real path.
+// A pod's value is the rate of its own request counter: the adapter scrapes
+// the pod's Prometheus endpoint (pod IP; port and path from the annotations
+// prometheus.io/port and prometheus.io/path, else the container port named
+// "http" and /metrics; plain HTTP, 1 s timeout) every 5 s, sums
+// http_requests_total over its series except the probe and scrape routes
+// (/healthz, /readyz, /metrics), and divides the increase from the oldest to
+// the newest sample of the last 15 s (three samples 5 s apart) by the time
+// between them, counter resets handled as Prometheus does (exposition.go,
+// tracker.go). It scrapes only the pods it has been asked about in the last
+// 3 minutes. It is the short version of what a real cluster runs: Prometheus
+// scraping the pods and prometheus-adapter serving
+// sum(rate(http_requests_total{route!~"/healthz|/readyz|/metrics"}[1m])) by
+// (namespace, pod) under this name (README.md).
+//
+// Pods with no value (not Running, no IP, no endpoint, fewer than two samples
+// in the window because they are new or stopped answering) are left out of
+// lists and are not found by name. The HPA treats a pod left out as missing
+// (while scaling up, as if it used 0; while scaling down, as if it used
+// exactly the target) and a list with no pod at all as an error
+// (ScalingActive=False, FailedGetPodsMetric: it keeps the replica count).
+//
+// The adapter runs as a process on this machine, from where the real node's
+// pod IPs (10.245.0.0/24) are reachable. kwok's pods run no process and
+// their IPs serve no /metrics, so they never get a value.
 package main
 
 import (
 	"context"
-	"fmt"
+	"math"
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,15 +51,13 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 )
 
-const (
-	metricName = "http_requests_per_second"
-	annotation = "berth.dev/usage-requests-per-second"
-)
+const metricName = "http_requests_per_second"
 
 var podsResource = schema.GroupResource{Resource: "pods"}
 
 type requestRates struct {
 	client kubernetes.Interface
+	rates  *tracker
 }
 
 func (p *requestRates) ListAllMetrics() []provider.CustomMetricInfo {
@@ -61,9 +75,9 @@ func (p *requestRates) GetMetricByName(ctx context.Context, name types.Namespace
 	if err != nil {
 		return nil, err
 	}
-	value, err := rate(pod)
-	if err != nil {
-		return nil, err
+	value, ok := p.value(pod)
+	if !ok {
+		return nil, provider.NewMetricNotFoundForError(podsResource, info.Metric, name.Name)
 	}
 	return &value, nil
 }
@@ -76,19 +90,13 @@ func (p *requestRates) GetMetricBySelector(ctx context.Context, namespace string
 	if err != nil {
 		return nil, err
 	}
-	// An empty list, not null: "no pods" is an answer, not an error.
+	// An empty list, not null: "no pods with a value" is an answer, not an
+	// error (the HPA makes its own error of it).
 	list := &custom_metrics.MetricValueList{Items: []custom_metrics.MetricValue{}}
 	for i := range pods.Items {
-		pod := &pods.Items[i]
-		if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
-			continue
+		if value, ok := p.value(&pods.Items[i]); ok {
+			list.Items = append(list.Items, value)
 		}
-		value, err := rate(pod)
-		if err != nil {
-			klog.Warningf("%s/%s: %v", pod.Namespace, pod.Name, err)
-			continue
-		}
-		list.Items = append(list.Items, value)
 	}
 	return list, nil
 }
@@ -100,25 +108,24 @@ func supported(info provider.CustomMetricInfo) error {
 	return nil
 }
 
-func rate(pod *corev1.Pod) (custom_metrics.MetricValue, error) {
-	value := resource.MustParse("0")
-	if raw, ok := pod.Annotations[annotation]; ok {
-		parsed, err := resource.ParseQuantity(raw)
-		if err != nil {
-			return custom_metrics.MetricValue{}, fmt.Errorf("annotation %s: %w", annotation, err)
-		}
-		value = parsed
+// value is the pod's request rate, if it has one yet; asking starts the
+// pod's scraping.
+func (p *requestRates) value(pod *corev1.Pod) (custom_metrics.MetricValue, bool) {
+	perSecond, oldest, newest, ok := p.rates.rate(pod)
+	if !ok {
+		return custom_metrics.MetricValue{}, false
 	}
-	window := int64(10)
+	window := int64(math.Round(newest.Sub(oldest).Seconds()))
 	return custom_metrics.MetricValue{
 		DescribedObject: custom_metrics.ObjectReference{
 			Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name,
 		},
 		Metric:        custom_metrics.MetricIdentifier{Name: metricName},
-		Timestamp:     metav1.Now(),
+		Timestamp:     metav1.NewTime(newest),
 		WindowSeconds: &window,
-		Value:         value,
-	}, nil
+		// The HPA reads milli-units: 2.5 requests/s is 2500m.
+		Value: *resource.NewMilliQuantity(int64(math.Round(perSecond*1000)), resource.DecimalSI),
+	}, true
 }
 
 func main() {
@@ -137,8 +144,9 @@ func main() {
 	if err != nil {
 		klog.Fatalf("client: %v", err)
 	}
-	cmd.WithCustomMetrics(&requestRates{client: client})
-	if err := cmd.Run(context.Background()); err != nil {
+	ctx := context.Background()
+	cmd.WithCustomMetrics(&requestRates{client: client, rates: newTracker(ctx)})
+	if err := cmd.Run(ctx); err != nil {
 		klog.Fatalf("adapter: %v", err)
 	}
 }

@@ -6,8 +6,10 @@
 //! There is no skipping: without a reachable cluster every test fails, which
 //! is what CI needs. `make test-e2e` brings the local cluster up first.
 
+pub mod autoscaling;
 pub mod generate;
 pub mod live_children;
+pub mod load;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -430,6 +432,17 @@ impl Operator {
     /// Writes the operator has sent to the API server so far (applies, deletes, status, events).
     pub async fn writes(&self) -> anyhow::Result<f64> {
         self.metric_sum("berth_api_writes_total").await
+    }
+
+    /// Writes of one kind of object so far (`berth_api_writes_total{kind}`).
+    pub async fn writes_of(&self, kind: &str) -> anyhow::Result<f64> {
+        let text = self.metrics().await?;
+        let kind = format!("kind=\"{kind}\"");
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("berth_api_writes_total{") && l.contains(&kind))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// Reconciles run so far (`berth_reconciles_total`).
