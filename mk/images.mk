@@ -2,10 +2,11 @@
 # static binaries on the Containerfiles' own scratch stages, built by buildah
 # into OCI archives under ~/.cache/berth/images, then imported into the local
 # cluster's node (its containerd, namespace k8s.io), where the kubelet finds
-# them as berth.local/<image>:<tag>. Two tags for a rollout test:
-#   make images IMAGE_TAGS="0.1.0 0.1.0-next"
-# The default tag is the workspace version, the charts' appVersion.
-IMAGE_TAGS ?= $(shell scripts/images.sh --print-tag)
+# them as berth.local/<image>:<tag>. Two tags by default: the workspace
+# version (the charts' appVersion) and <version>-next, the image a rollout
+# test changes to (tests/e2e/tests/node/rollout.rs).
+IMAGE_TAG := $(shell scripts/images.sh --print-tag)
+IMAGE_TAGS ?= $(IMAGE_TAG) $(IMAGE_TAG)-next
 
 .PHONY: images
 

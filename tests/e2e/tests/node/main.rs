@@ -5,8 +5,13 @@
 //! the cluster, the images and the database; each missing piece fails a test
 //! with the command that provides it.
 
+mod disruption;
 mod in_cluster;
+mod orders;
 mod pods;
 mod postgres;
+mod rollout;
+mod scaling;
 mod support;
 mod traffic;
+mod under_load;

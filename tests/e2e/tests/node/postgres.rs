@@ -2,18 +2,16 @@
 //! the Service is still there, unchanged, after its pod is deleted and a new
 //! pod (another uid) serves the Service.
 
-use std::process::Command;
-
 use anyhow::Context as _;
 use berth_e2e::{Env, client, wait_deleted};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 
 use crate::support::{
-    assert_runs_on_real_node, create_item, http, json_of, pods_database_url, require_real_node,
-    send, service_spec, service_url, unique_suffix, wait_pod_ready,
+    PostgresSchema, assert_runs_on_real_node, create_item, http, json_of, pods_database_url,
+    require_real_node, send, service_spec, service_url, wait_pod_ready,
 };
 
 #[tokio::test]
@@ -22,31 +20,8 @@ async fn item_data_on_postgres_survives_deleting_its_pod() {
     require_real_node(&client().await, &["item-service"]).await;
     let env = Env::new("node-pg").await;
     let log = env.operator.log.display().to_string();
-    let schema = format!("node_item_{}", unique_suffix());
-    let _drop_schema = DropSchema {
-        url: database_url.clone(),
-        schema: schema.clone(),
-    };
-
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": { "name": "item-postgres" },
-        "stringData": { "url": database_url },
-    }))
-    .unwrap();
-    env.ns
-        .api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let spec = service_spec(
-        "item-service",
-        json!({ "env": [
-            { "name": "LOG_FORMAT", "value": "text" },
-            { "name": "DATABASE_URL", "valueFrom": { "secretKeyRef": { "name": "item-postgres", "key": "url" } } },
-            { "name": "DATABASE_SCHEMA", "value": schema },
-            { "name": "DATABASE_POOL_SIZE", "value": "2" },
-        ] }),
-    );
+    let database = PostgresSchema::create(&env, &database_url, "item").await;
+    let spec = service_spec("item-service", json!({ "env": database.env(2) }));
     env.apply_microservice("item", &spec.to_string())
         .await
         .unwrap();
@@ -101,33 +76,4 @@ async fn item_data_on_postgres_survives_deleting_its_pod() {
         after, before,
         "the item changed across the pod's replacement"
     );
-}
-
-/// Drops the test's schema when the test ends (best effort: the database is a
-/// throwaway test cluster, and a failure here must not hide the test's own).
-struct DropSchema {
-    url: String,
-    schema: String,
-}
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let psql = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|v| v.path().join("bin/psql"))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| "psql".into());
-        let dropped = Command::new(psql)
-            .arg(&self.url)
-            .args([
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-            ])
-            .output();
-        if !dropped.is_ok_and(|o| o.status.success()) {
-            eprintln!("could not drop schema {}", self.schema);
-        }
-    }
 }

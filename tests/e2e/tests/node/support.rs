@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use berth_e2e::{Env, MICROSERVICE_LABEL, eventually, not_yet, within};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use kube::api::{ListParams, LogParams};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
+use kube::api::{ListParams, LogParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -538,4 +538,87 @@ pub async fn create_item(http: &reqwest::Client, item_url: &str, item: &Value) -
     let (code, created) = json_of(response).await.unwrap();
     assert_eq!(code, 201, "POST {item_url}/v1/items: {created}");
     created
+}
+
+/// A schema of the pods' PostgreSQL (`BERTH_NODE_DATABASE_URL`) that one
+/// service of one test keeps its data in, with the Secret `<service>-postgres`
+/// holding the URL; the schema is dropped when this is dropped (best effort:
+/// the database is a throwaway test cluster, and a failure here must not hide
+/// the test's own).
+pub struct PostgresSchema {
+    pub url: String,
+    pub schema: String,
+    pub secret: String,
+}
+
+impl PostgresSchema {
+    /// Creates the Secret in the test's namespace and names a fresh schema
+    /// `node_<service>_<unique>` (the service creates it at start).
+    pub async fn create(env: &Env, database_url: &str, service: &str) -> Self {
+        let schema = Self {
+            url: database_url.to_string(),
+            schema: format!("node_{service}_{}", unique_suffix()),
+            secret: format!("{service}-postgres"),
+        };
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": { "name": schema.secret },
+            "stringData": { "url": database_url },
+        }))
+        .expect("Secret JSON");
+        env.ns
+            .api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap_or_else(|e| panic!("create Secret {}: {e}", schema.secret));
+        schema
+    }
+
+    /// The container env that puts the service on this schema (the URL from
+    /// the Secret, at most `pool_size` connections per pod), with text logs.
+    pub fn env(&self, pool_size: u32) -> Value {
+        json!([
+            { "name": "LOG_FORMAT", "value": "text" },
+            { "name": "DATABASE_URL", "valueFrom": { "secretKeyRef": { "name": self.secret, "key": "url" } } },
+            { "name": "DATABASE_SCHEMA", "value": self.schema },
+            { "name": "DATABASE_POOL_SIZE", "value": pool_size.to_string() },
+        ])
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let psql = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.path().join("bin/psql"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| "psql".into());
+        let dropped = std::process::Command::new(psql)
+            .arg(&self.url)
+            .args([
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
+            .output();
+        if !dropped.is_ok_and(|o| o.status.success()) {
+            eprintln!("could not drop schema {}", self.schema);
+        }
+    }
+}
+
+/// The sum of every sample of counter `name` in Prometheus text `metrics`
+/// whose labels include every `label="value"` pair of `labels`.
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
