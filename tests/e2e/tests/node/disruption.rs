@@ -8,53 +8,36 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use berth_e2e::{Env, client, eventually, within};
+use berth_e2e::{eventually, within};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, EvictParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::{
-    container_process, require_real_node, service_spec, service_url, wait_pod_ready,
-};
-use crate::under_load::{exclusive, list_items, ready_pods, record_figures, summary};
+use crate::support::container_process;
+use crate::under_load::{item, list_items, ready_pods, record_figures, summary};
 
 const REPLICAS: usize = 3;
 const RATE: u32 = 50;
 
 #[tokio::test]
 async fn pods_lost_under_load_cost_nothing_when_deleted_and_a_bounded_few_when_killed() {
-    require_real_node(&client().await, &["item-service"]).await;
-    let _one_at_a_time = exclusive().await;
-    let env = Env::new("node-disrupt").await;
-    let log = env.operator.log.display().to_string();
     // Neither budget field: Berth's default budget, maxUnavailable 1.
-    let spec = service_spec(
-        "item-service",
+    let item = item(
+        "node-disrupt",
         json!({ "replicas": REPLICAS, "disruptionBudget": {} }),
-    );
-    env.apply_microservice("item", &spec.to_string())
-        .await
-        .unwrap();
-    let pods: Api<Pod> = env.ns.api();
-    wait_pod_ready(&pods, "item", None)
-        .await
-        .with_context(|| format!("operator log: {log}"))
-        .unwrap();
-    env.wait_ready("item").await.unwrap();
+    )
+    .await;
+    let (env, pods, url) = (&item.env, &item.pods, &item.url);
     let all_ready = || async {
-        let ready = ready_pods(&pods, "item").await?;
+        let ready = ready_pods(pods, "item").await?;
         Ok((ready.len() == REPLICAS).then_some(ready))
     };
     let ready = eventually("all pods of item are Ready", all_ready)
         .await
         .unwrap();
-    let url = service_url(&env.client, &env.ns.name, "item")
-        .await
-        .unwrap();
-    let load = list_items(&url, RATE, Duration::from_secs(240));
+    let load = list_items(url, RATE, Duration::from_secs(240));
     let at = || load.started().elapsed();
 
     // 1. A pod deleted: it drains, its replacement starts; nothing fails.
@@ -64,18 +47,7 @@ async fn pods_lost_under_load_cost_nothing_when_deleted_and_a_bounded_few_when_k
         .await
         .unwrap();
     let gone = ready[0].name_any();
-    let ready = within(
-        Duration::from_secs(90),
-        "the deleted pod is gone and three pods are Ready",
-        || async {
-            let ready = ready_pods(&pods, "item").await?;
-            let listed = pods.list(&Default::default()).await?;
-            let still_there = listed.items.iter().any(|p| p.name_any() == gone);
-            Ok((ready.len() == REPLICAS && !still_there).then_some(ready))
-        },
-    )
-    .await
-    .unwrap();
+    let ready = replaced(pods, &gone).await;
     let delete_to = at();
 
     // 2. The budget allows one voluntary disruption at a time: of two
@@ -108,18 +80,7 @@ async fn pods_lost_under_load_cost_nothing_when_deleted_and_a_bounded_few_when_k
         }
         other => panic!("expected 429 from the eviction API, got {other}"),
     }
-    let ready = within(
-        Duration::from_secs(90),
-        "the evicted pod is replaced",
-        || async {
-            let ready = ready_pods(&pods, "item").await?;
-            let listed = pods.list(&Default::default()).await?;
-            let still_there = listed.items.iter().any(|p| p.name_any() == evicted);
-            Ok((ready.len() == REPLICAS && !still_there).then_some(ready))
-        },
-    )
-    .await
-    .unwrap();
+    let ready = replaced(pods, &evicted).await;
     let evict_to = at();
 
     // 3. A process killed: the container restarts in place.
@@ -138,7 +99,7 @@ async fn pods_lost_under_load_cost_nothing_when_deleted_and_a_bounded_few_when_k
         "the killed container is restarted and Ready again",
         || async {
             let pod = pods.get(&name).await?;
-            let ready = ready_pods(&pods, "item").await?.len();
+            let ready = ready_pods(pods, "item").await?.len();
             Ok((restart_count(&pod) > restarts && ready == REPLICAS).then_some(()))
         },
     )
@@ -177,6 +138,22 @@ async fn pods_lost_under_load_cost_nothing_when_deleted_and_a_bounded_few_when_k
     );
     assert_eq!(after.failed(), 0, "recovered with no action: {after}");
     assert_eq!(report.shed, 0, "{report}");
+}
+
+/// Waits until pod `gone` no longer exists (its drain over) and
+/// [`REPLICAS`] pods are Ready again; returns them.
+async fn replaced(pods: &Api<Pod>, gone: &str) -> Vec<Pod> {
+    within(
+        Duration::from_secs(90),
+        &format!("{gone} is gone and {REPLICAS} pods are Ready"),
+        || async {
+            let ready = ready_pods(pods, "item").await?;
+            let still_there = pods.get_opt(gone).await?.is_some();
+            Ok((ready.len() == REPLICAS && !still_there).then_some(ready))
+        },
+    )
+    .await
+    .unwrap()
 }
 
 /// A client that reports a 429 as it comes. kube's client retries 429s by

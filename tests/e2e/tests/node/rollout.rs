@@ -13,15 +13,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use berth_e2e::{Env, client, within};
+use berth_e2e::within;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::json;
 
-use crate::support::{require_real_node, service_spec, service_url, wait_pod_ready};
 use crate::under_load::{
-    exclusive, list_items, next_image, ready_pods, record_figures, served_by, summary,
+    item, list_items, next_image, ready_pods, record_figures, served_by, summary,
 };
 
 const REPLICAS: usize = 2;
@@ -29,24 +27,11 @@ const RATE: u32 = 50;
 
 #[tokio::test]
 async fn a_rolling_update_under_steady_load_fails_no_request() {
-    require_real_node(&client().await, &["item-service"]).await;
-    let _one_at_a_time = exclusive().await;
-    let env = Env::new("node-rollout").await;
+    let item = item("node-rollout", json!({ "replicas": REPLICAS })).await;
+    let (env, pods, url) = (&item.env, &item.pods, &item.url);
+    let mut spec = item.spec.clone();
     let log = env.operator.log.display().to_string();
-    let mut spec = service_spec("item-service", json!({ "replicas": REPLICAS }));
-    env.apply_microservice("item", &spec.to_string())
-        .await
-        .unwrap();
-    let pods: Api<Pod> = env.ns.api();
-    wait_pod_ready(&pods, "item", None)
-        .await
-        .with_context(|| format!("operator log: {log}"))
-        .unwrap();
-    env.wait_ready("item").await.unwrap();
-    let url = service_url(&env.client, &env.ns.name, "item")
-        .await
-        .unwrap();
-    let old: Vec<String> = ready_pods(&pods, "item")
+    let old: Vec<String> = ready_pods(pods, "item")
         .await
         .unwrap()
         .iter()
@@ -55,7 +40,7 @@ async fn a_rolling_update_under_steady_load_fails_no_request() {
     assert_eq!(old.len(), REPLICAS, "{old:?}");
 
     // Steady load first, so connections are open and kept alive to the old pods.
-    let load = list_items(&url, RATE, Duration::from_secs(180));
+    let load = list_items(url, RATE, Duration::from_secs(180));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let warm = load.so_far();
     assert!(
@@ -98,7 +83,7 @@ async fn a_rolling_update_under_steady_load_fails_no_request() {
     // A few more seconds on the new pods alone.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let report = load.stop().await;
-    let fresh = ready_pods(&pods, "item").await.unwrap();
+    let fresh = ready_pods(pods, "item").await.unwrap();
     let served = served_by(&fresh).await.unwrap();
 
     record_figures(

@@ -16,15 +16,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use berth_e2e::autoscaling::{pod_cpu, replicas_owners};
 use berth_e2e::load::Report;
-use berth_e2e::{Env, MICROSERVICE_LABEL, client, condition, eventually, within};
+use berth_e2e::{MICROSERVICE_LABEL, condition, eventually, within};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use serde_json::{Value, json};
 
-use crate::support::{require_real_node, service_spec, service_url, wait_pod_ready};
-use crate::under_load::{exclusive, list_items, ready_pods, record_figures, served_by, summary};
+use crate::under_load::{item, list_items, ready_pods, record_figures, served_by, summary};
 
 /// The MicroService's scale-down stabilization window.
 const STABILIZATION: Duration = Duration::from_secs(15);
@@ -80,29 +78,19 @@ struct Replicas {
 }
 
 async fn scale_under_load(scenario: Scenario) {
-    require_real_node(&client().await, &["item-service"]).await;
-    let _one_at_a_time = exclusive().await;
-    let env = Env::new(&format!("node-scale-{}", &scenario.name[..3])).await;
-    let log = env.operator.log.display().to_string();
     let max = scenario.autoscaling["maxReplicas"].as_i64().unwrap() as i32;
-    let spec = service_spec(
-        "item-service",
+    let item = item(
+        &format!("node-scale-{}", &scenario.name[..3]),
         json!({
             // Utilization is use over request: a small request makes one pod's
             // share of the node's two cores enough to cross the target.
             "resources": { "requests": { "cpu": "20m", "memory": "32Mi" } },
             "autoscaling": scenario.autoscaling,
         }),
-    );
-    env.apply_microservice("item", &spec.to_string())
-        .await
-        .unwrap();
-    let pods: Api<Pod> = env.ns.api();
-    wait_pod_ready(&pods, "item", None)
-        .await
-        .with_context(|| format!("operator log: {log}"))
-        .unwrap();
-    env.wait_ready("item").await.unwrap();
+    )
+    .await;
+    let (env, pods, url) = (&item.env, &item.pods, &item.url);
+    let log = env.operator.log.display().to_string();
     let hpas: Api<HorizontalPodAutoscaler> = env.ns.api();
     let deployments: Api<Deployment> = env.ns.api();
     // The metric is read before the load starts, so what follows is a
@@ -119,9 +107,6 @@ async fn scale_under_load(scenario: Scenario) {
     .with_context(|| format!("operator log: {log}"))
     .unwrap();
     let writes_before = env.operator.writes_of("Deployment").await.unwrap();
-    let url = service_url(&env.client, &env.ns.name, "item")
-        .await
-        .unwrap();
 
     // Replicas every second, from the load's start to the end of the run.
     let timeline = Arc::new(Mutex::new(Vec::<Replicas>::new()));
@@ -154,7 +139,7 @@ async fn scale_under_load(scenario: Scenario) {
         }
     });
 
-    let load = list_items(&url, scenario.rate, Duration::from_secs(240));
+    let load = list_items(url, scenario.rate, Duration::from_secs(240));
     let first_up = within(Duration::from_secs(90), "the HPA scales up", || async {
         let hpa = hpas.get("item").await?;
         let desired = hpa.status.map_or(0, |s| s.desired_replicas);
@@ -174,7 +159,7 @@ async fn scale_under_load(scenario: Scenario) {
         Duration::from_secs(120),
         &format!("{max} pods of item are Ready"),
         || async {
-            let ready = ready_pods(&pods, "item").await?.len() as i32;
+            let ready = ready_pods(pods, "item").await?.len() as i32;
             Ok((ready == max).then_some(start.elapsed()))
         },
     )
@@ -186,7 +171,7 @@ async fn scale_under_load(scenario: Scenario) {
         Duration::from_secs(60),
         "every pod takes traffic (its own request counter grows)",
         || async {
-            let served = served_by(&ready_pods(&pods, "item").await?).await?;
+            let served = served_by(&ready_pods(pods, "item").await?).await?;
             let all = served.len() == max as usize && served.values().all(|&n| n > 0.0);
             Ok(all.then_some(served))
         },
@@ -201,14 +186,14 @@ async fn scale_under_load(scenario: Scenario) {
     let loaded = load.stop().await;
 
     // The load drops to a trickle, which goes on while the service scales down.
-    let trickle = list_items(&url, TRICKLE, Duration::from_secs(240));
+    let trickle = list_items(url, TRICKLE, Duration::from_secs(240));
     let dropped = start.elapsed();
     within(
         Duration::from_secs(120),
         "the HPA scales back down to 1",
         || async {
             let d = deployments.get("item").await?;
-            let ready = ready_pods(&pods, "item").await?.len();
+            let ready = ready_pods(pods, "item").await?.len();
             let asked = d.spec.and_then(|s| s.replicas);
             Ok((asked == Some(1) && ready == 1).then_some(()))
         },

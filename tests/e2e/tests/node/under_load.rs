@@ -8,21 +8,66 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use berth_e2e::MICROSERVICE_LABEL;
 use berth_e2e::load::{Load, MakeRequest, Report, Running};
+use berth_e2e::{Env, MICROSERVICE_LABEL, client};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
+use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::support::{image_tag, is_ready};
+use crate::support::{
+    image_tag, is_ready, require_real_node, service_spec, service_url, wait_pod_ready,
+};
 
 /// Held by a scenario for as long as it sends load.
-pub async fn exclusive() -> MutexGuard<'static, ()> {
+async fn exclusive() -> MutexGuard<'static, ()> {
     // tokio's Mutex needs no runtime of its own, so one static serves the
     // tests' separate runtimes.
     static LOAD: Mutex<()> = Mutex::const_new(());
     LOAD.lock().await
+}
+
+/// What a load scenario starts from: item on the real node, Ready, with the
+/// node to itself until this is dropped.
+pub struct Item {
+    pub env: Env,
+    /// The MicroService spec applied (a scenario may change and reapply it).
+    pub spec: Value,
+    pub pods: Api<Pod>,
+    /// item's Service, `http://<clusterIP>:80`.
+    pub url: String,
+    /// Dropped last: the namespace goes before the next scenario starts.
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+/// Applies item (`service_spec` with `extra`) in a namespace of its own,
+/// waits for a Ready pod and a Ready MicroService, and finds its Service.
+pub async fn item(prefix: &str, extra: Value) -> Item {
+    require_real_node(&client().await, &["item-service"]).await;
+    let one_at_a_time = exclusive().await;
+    let env = Env::new(prefix).await;
+    let log = env.operator.log.display().to_string();
+    let spec = service_spec("item-service", extra);
+    env.apply_microservice("item", &spec.to_string())
+        .await
+        .unwrap();
+    let pods: Api<Pod> = env.ns.api();
+    wait_pod_ready(&pods, "item", None)
+        .await
+        .with_context(|| format!("operator log: {log}"))
+        .unwrap();
+    env.wait_ready("item").await.unwrap();
+    let url = service_url(&env.client, &env.ns.name, "item")
+        .await
+        .unwrap();
+    Item {
+        env,
+        spec,
+        pods,
+        url,
+        _one_at_a_time: one_at_a_time,
+    }
 }
 
 /// `berth.local/<name>:<second tag>`: the image a rollout changes to. `make
