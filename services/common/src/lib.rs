@@ -20,6 +20,8 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use problem::{FieldError, Problem};
 pub use request_id::RequestId;
+pub use trace::Trace;

@@ -62,9 +62,10 @@ pub fn echo(response: &mut Response, id: &RequestId) {
     }
 }
 
-/// A UUIDv7 whose random bits come from a per-thread generator seeded once
-/// from the OS, so a request id costs no system call.
-fn fast_v7() -> uuid::Uuid {
+/// Random bits from a per-thread generator seeded once from the OS, so an id
+/// costs no system call. xorshift64*: plenty for ids that must be unique,
+/// not secret (request ids here, trace and span ids in `trace`).
+pub(crate) fn random_u64() -> u64 {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new({
@@ -72,17 +73,19 @@ fn fast_v7() -> uuid::Uuid {
             (a ^ b) | 1
         });
     }
-    // xorshift64*: plenty for ids that must be unique, not secret.
-    let next = || {
-        STATE.with(|state| {
-            let mut x = state.get();
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            state.set(x);
-            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        })
-    };
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+/// A UUIDv7 with [`random_u64`]'s bits.
+fn fast_v7() -> uuid::Uuid {
+    let next = random_u64;
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -22,7 +22,7 @@ use crate::connection::Connections;
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
 use crate::problem::{self, Problem};
-use crate::request_id;
+use crate::{request_id, trace};
 
 /// What the shared endpoints and layers need.
 #[derive(Clone)]
@@ -86,15 +86,18 @@ struct Observe {
     body_limit: usize,
 }
 
-/// The one middleware every request passes: assigns its id, runs it in a
-/// span, measures it, logs its completion and echoes the id. One layer
+/// The one middleware every request passes: assigns its id and trace, runs
+/// it in a span (so every log line carries both), measures it, logs its
+/// completion and echoes the id. One layer
 /// rather than one per concern keeps the per-request cost down.
 async fn observe(State(observe): State<Observe>, mut req: Request, next: Next) -> Response {
     let id = request_id::assign(&mut req);
+    let trace = trace::assign(&mut req);
     let timer = observe.metrics.start(&req);
     let span = tracing::info_span!(
         "request",
         request_id = %id.as_str(),
+        trace_id = %trace.trace_id(),
         method = %req.method(),
         path = %req.uri().path()
     );

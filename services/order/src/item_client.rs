@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use backon::{ExponentialBuilder, Retryable};
-use berth_service_kit::{Problem, RequestId};
+use berth_service_kit::{Problem, RequestId, Trace};
 use failsafe::backoff::Constant;
 use failsafe::failure_policy::ConsecutiveFailures;
 use failsafe::{Config as BreakerConfig, Instrument, StateMachine};
@@ -30,6 +30,39 @@ use prometheus_client::registry::Registry;
 use reqwest::Method;
 use serde::Deserialize;
 use uuid::Uuid;
+
+/// Whom a call to item is made for: the request being handled, whose id
+/// and trace go with the call (`x-request-id`, `traceparent`), so one order
+/// can be followed through both services' logs.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub request_id: RequestId,
+    pub trace: Trace,
+}
+
+impl Caller {
+    /// For work no request asked for (the start-up recovery): new ids.
+    pub fn background() -> Self {
+        Self {
+            request_id: RequestId::generate(),
+            trace: Trace::continue_or_start(None),
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            request_id: RequestId::from_request_parts(parts, state).await?,
+            trace: Trace::from_request_parts(parts, state).await?,
+        })
+    }
+}
 
 /// How calls to the item service behave.
 #[derive(Debug, Clone)]
@@ -192,14 +225,14 @@ impl ItemClient {
         self.config.breaker_open
     }
 
-    pub async fn get_item(&self, id: Uuid, rid: &RequestId) -> Result<Option<ItemView>, ItemError> {
+    pub async fn get_item(&self, id: Uuid, caller: &Caller) -> Result<Option<ItemView>, ItemError> {
         match self
             .call(
                 "get_item",
                 Method::GET,
                 &format!("v1/items/{id}"),
                 None,
-                rid,
+                caller,
             )
             .await?
         {
@@ -214,7 +247,7 @@ impl ItemClient {
         key: &str,
         item_id: Uuid,
         quantity: i64,
-        rid: &RequestId,
+        caller: &Caller,
     ) -> Result<ReservationView, ItemError> {
         let body = serde_json::json!({ "item_id": item_id, "quantity": quantity });
         match self
@@ -223,7 +256,7 @@ impl ItemClient {
                 Method::PUT,
                 &format!("v1/reservations/{key}"),
                 Some(body),
-                rid,
+                caller,
             )
             .await?
         {
@@ -232,14 +265,14 @@ impl ItemClient {
         }
     }
 
-    pub async fn confirm(&self, key: &str, rid: &RequestId) -> Result<ReservationView, ItemError> {
+    pub async fn confirm(&self, key: &str, caller: &Caller) -> Result<ReservationView, ItemError> {
         match self
             .call(
                 "confirm",
                 Method::POST,
                 &format!("v1/reservations/{key}/confirm"),
                 None,
-                rid,
+                caller,
             )
             .await?
         {
@@ -248,14 +281,14 @@ impl ItemClient {
         }
     }
 
-    pub async fn release(&self, key: &str, rid: &RequestId) -> Result<ReservationView, ItemError> {
+    pub async fn release(&self, key: &str, caller: &Caller) -> Result<ReservationView, ItemError> {
         match self
             .call(
                 "release",
                 Method::POST,
                 &format!("v1/reservations/{key}/release"),
                 None,
-                rid,
+                caller,
             )
             .await?
         {
@@ -271,14 +304,22 @@ impl ItemClient {
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-        rid: &RequestId,
+        caller: &Caller,
     ) -> Result<(StatusCode, axum::body::Bytes), ItemError> {
         let url = self
             .config
             .base_url
             .join(path)
             .map_err(|e| ItemError::Unexpected(e.to_string()))?;
-        let attempt = || self.attempt(operation, method.clone(), url.clone(), body.as_ref(), rid);
+        let attempt = || {
+            self.attempt(
+                operation,
+                method.clone(),
+                url.clone(),
+                body.as_ref(),
+                caller,
+            )
+        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_base)
             .with_max_delay(self.config.retry_max)
@@ -311,7 +352,7 @@ impl ItemClient {
         method: Method,
         url: reqwest::Url,
         body: Option<&serde_json::Value>,
-        rid: &RequestId,
+        caller: &Caller,
     ) -> Result<(StatusCode, axum::body::Bytes), Attempt> {
         let outcome = |outcome: &'static str| {
             self.metrics
@@ -327,7 +368,8 @@ impl ItemClient {
             .http
             .request(method, url)
             .timeout(self.config.timeout)
-            .header("x-request-id", rid.as_str());
+            .header("x-request-id", caller.request_id.as_str())
+            .header(berth_service_kit::trace::HEADER, caller.trace.for_call());
         if let Some(body) = body {
             request = request.json(body);
         }

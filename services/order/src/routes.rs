@@ -6,11 +6,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_service_kit::extract::{Json, Path, Query};
-use berth_service_kit::{FieldError, Problem, RequestId};
+use berth_service_kit::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::item_client::Caller;
 use crate::model::{NewOrder, Order, validate_idempotency_key};
 use crate::saga::Saga;
 
@@ -50,7 +51,7 @@ pub struct OrderPage {
               (status = 503, body = Problem, content_type = "application/problem+json", description = "The item service is down or slow")))]
 pub async fn create(
     State(saga): State<Saga>,
-    rid: RequestId,
+    caller: Caller,
     headers: HeaderMap,
     Json(input): Json<NewOrder>,
 ) -> Result<Response, Problem> {
@@ -68,7 +69,7 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let placed = saga.place(input, key, &rid).await?;
+    let placed = saga.place(input, key, &caller).await?;
     let location = HeaderValue::from_str(&format!("/v1/orders/{}", placed.order.id)).ok();
     let mut response = (StatusCode::CREATED, axum::Json(placed.order)).into_response();
     if let Some(location) = location {
@@ -148,8 +149,8 @@ pub async fn get_one(
               (status = 503, body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
     State(saga): State<Saga>,
-    rid: RequestId,
+    caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Order>, Problem> {
-    saga.cancel(id, &rid).await.map(axum::Json)
+    saga.cancel(id, &caller).await.map(axum::Json)
 }

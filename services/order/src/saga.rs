@@ -30,10 +30,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use berth_service_kit::{FieldError, Problem, RequestId};
+use berth_service_kit::{FieldError, Problem};
 use uuid::Uuid;
 
-use crate::item_client::{ItemClient, ItemError};
+use crate::item_client::{Caller, ItemClient, ItemError};
 use crate::model::{NewOrder, Order, OrderLine, OrderStatus, Pricing};
 use crate::store::{Inserted, Store, now};
 
@@ -61,7 +61,7 @@ impl Saga {
         &self,
         input: NewOrder,
         key: Option<String>,
-        rid: &RequestId,
+        caller: &Caller,
     ) -> Result<Placed, Problem> {
         let fingerprint = input.fingerprint();
         let now = now();
@@ -100,7 +100,7 @@ impl Saga {
         // How many lines a reserve was sent for: only those need releasing.
         let attempted = AtomicUsize::new(0);
         let forward =
-            tokio::time::timeout(self.deadline, self.forward(&order, rid, &attempted)).await;
+            tokio::time::timeout(self.deadline, self.forward(&order, caller, &attempted)).await;
         let failure = match forward {
             Ok(Ok(pricing)) => {
                 match self
@@ -140,7 +140,7 @@ impl Saga {
             ),
         };
         tracing::warn!(order_id = %order.id, problem = failure.slug(), "placing failed; compensating");
-        self.compensate(&order, attempted.load(Ordering::SeqCst), rid)
+        self.compensate(&order, attempted.load(Ordering::SeqCst), caller)
             .await;
         Err(failure)
     }
@@ -149,7 +149,7 @@ impl Saga {
     async fn forward(
         &self,
         order: &Order,
-        rid: &RequestId,
+        caller: &Caller,
         attempted: &AtomicUsize,
     ) -> Result<Pricing, Problem> {
         let mut lines = Vec::with_capacity(order.lines.len());
@@ -158,7 +158,7 @@ impl Saga {
         for (i, line) in order.lines.iter().enumerate() {
             let item = self
                 .items
-                .get_item(line.item_id, rid)
+                .get_item(line.item_id, caller)
                 .await
                 .map_err(|e| self.item_problem(e))?;
             let Some(item) = item else {
@@ -200,7 +200,12 @@ impl Saga {
         for (i, line) in order.lines.iter().enumerate() {
             attempted.store(i + 1, Ordering::SeqCst);
             self.items
-                .reserve(&order.reservation_key(i), line.item_id, line.quantity, rid)
+                .reserve(
+                    &order.reservation_key(i),
+                    line.item_id,
+                    line.quantity,
+                    caller,
+                )
                 .await
                 .map_err(|e| match e {
                     ItemError::Rejected(p) if p.slug() == "insufficient-stock" => {
@@ -225,7 +230,7 @@ impl Saga {
         }
         for i in 0..order.lines.len() {
             self.items
-                .confirm(&order.reservation_key(i), rid)
+                .confirm(&order.reservation_key(i), caller)
                 .await
                 .map_err(|e| self.item_problem(e))?;
         }
@@ -240,7 +245,7 @@ impl Saga {
     /// ends `failed` when all releases succeed and stays `compensating` (for
     /// the reconciler, which releases every line) otherwise. Safe to run
     /// more than once, concurrently too.
-    pub async fn compensate(&self, order: &Order, lines: usize, rid: &RequestId) {
+    pub async fn compensate(&self, order: &Order, lines: usize, caller: &Caller) {
         let from = [OrderStatus::Pending, OrderStatus::Compensating];
         if let Err(e) = self
             .store
@@ -250,7 +255,7 @@ impl Saga {
             tracing::error!(order_id = %order.id, error = %e, "could not mark the order compensating; the reconciler will retry");
             return;
         }
-        if self.release_lines(order, lines, rid).await {
+        if self.release_lines(order, lines, caller).await {
             let _ = self
                 .store
                 .transition(
@@ -265,11 +270,11 @@ impl Saga {
     }
 
     /// True when the first `lines` lines' reservations are released.
-    async fn release_lines(&self, order: &Order, lines: usize, rid: &RequestId) -> bool {
+    async fn release_lines(&self, order: &Order, lines: usize, caller: &Caller) -> bool {
         let mut all = true;
         for i in 0..lines.min(order.lines.len()) {
             let key = order.reservation_key(i);
-            if let Err(e) = self.items.release(&key, rid).await {
+            if let Err(e) = self.items.release(&key, caller).await {
                 tracing::warn!(order_id = %order.id, key, error = ?e, "release failed; will retry");
                 all = false;
             }
@@ -277,7 +282,7 @@ impl Saga {
         all
     }
 
-    pub async fn cancel(&self, id: Uuid, rid: &RequestId) -> Result<Order, Problem> {
+    pub async fn cancel(&self, id: Uuid, caller: &Caller) -> Result<Order, Problem> {
         let order = self
             .store
             .get(id)
@@ -315,7 +320,7 @@ impl Saga {
                 "fetch it and retry",
             ));
         };
-        if !self.release_lines(&order, order.lines.len(), rid).await {
+        if !self.release_lines(&order, order.lines.len(), caller).await {
             return Err(Problem::unavailable(
                 "item-service-unavailable",
                 "The item service is unavailable",
@@ -353,14 +358,14 @@ impl Saga {
             .unfinished(stale_before)
             .await
             .map_err(|e| e.to_problem())?;
-        let rid = RequestId::generate();
+        let caller = Caller::background();
         for order in &orders {
             tracing::info!(order_id = %order.id, status = order.status.as_str(), "reconciling order");
             match order.status {
                 OrderStatus::Cancelling => {
-                    let _ = self.cancel(order.id, &rid).await;
+                    let _ = self.cancel(order.id, &caller).await;
                 }
-                _ => self.compensate(order, order.lines.len(), &rid).await,
+                _ => self.compensate(order, order.lines.len(), &caller).await,
             }
         }
         Ok(orders.len())

@@ -153,6 +153,55 @@ async fn happy_path_propagates_the_request_id(backend: Backend) {
     assert!(status.success());
 }
 
+/// W3C Trace Context across the hop: the caller's trace id is on order's
+/// log line for the order and on item's lines for the calls it caused, and
+/// item saw order's span as their parent, not the caller's.
+async fn one_order_is_followed_through_both_logs_by_its_trace_id(backend: Backend) {
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let pair = start(&backend, &[]);
+    let widget = pair.create_item(4).await;
+    let traceparent = format!("00-{TRACE}-{caller_span}-01");
+    let (status, body, _) = pair
+        .order(&widget, 1, &[("traceparent", traceparent.as_str())])
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let order_logs = pair.order.logs();
+    let placed = order_logs
+        .lines()
+        .find(|l| l.contains("request completed") && l.contains("\"path\":\"/v1/orders\""))
+        .expect("order logged the request");
+    assert!(
+        placed.contains(&format!("\"trace_id\":\"{TRACE}\"")),
+        "{placed}"
+    );
+    let item_logs = pair.item.logs();
+    let calls: Vec<&str> = item_logs
+        .lines()
+        .filter(|l| l.contains("request completed") && l.contains(TRACE))
+        .collect();
+    // The item read for its price, the reservation, its confirmation.
+    assert!(calls.len() >= 3, "item's lines with the trace: {calls:#?}");
+    assert!(
+        calls.iter().any(|l| l.contains("/v1/reservations/")),
+        "{calls:#?}"
+    );
+    // A request without a trace starts its own, distinct per request.
+    let (status, _, _) = pair.order(&widget, 1, &[]).await;
+    assert_eq!(status, 201);
+    let order_logs = pair.order.logs();
+    let traces: std::collections::HashSet<&str> = order_logs
+        .lines()
+        .filter(|l| l.contains("request completed") && l.contains("\"path\":\"/v1/orders\""))
+        .filter_map(|l| l.split("\"trace_id\":\"").nth(1)?.get(..32))
+        .collect();
+    assert_eq!(traces.len(), 2, "{traces:?}");
+    assert!(
+        !pair.item.logs().contains(caller_span),
+        "order's span, not the caller's, is the parent"
+    );
+}
+
 async fn item_down_fails_fast_then_recovers(backend: Backend) {
     let mut pair = start(
         &backend,
@@ -331,6 +380,7 @@ async fn sigterm_lets_in_flight_orders_finish(backend: Backend) {
 
 both_stores!(
     happy_path_propagates_the_request_id,
+    one_order_is_followed_through_both_logs_by_its_trace_id,
     item_down_fails_fast_then_recovers,
     slow_item_times_out,
     concurrent_orders_never_oversell,
