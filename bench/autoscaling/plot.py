@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Draws a real-load autoscaling run as an SVG: requests per second and p99
 latency above, replicas (what the HPA asks for, and Ready) below, one shared
-time axis, with the run's moments marked (first scale-up, all Ready, load
-dropped).
+time axis, with the run's moments marked (first scale-up, all Ready, every
+pod taking traffic, load dropped).
 
     bench/autoscaling/plot.py RUN.csv RUN.json OUT.svg
 
@@ -116,6 +116,7 @@ def draw(rows, figures):
 
     # Moments of the run, across both panels.
     moments = [("first scale-up", figures.get("first_scale_up_s")), ("all Ready", figures.get("all_ready_s")),
+               ("all take traffic", figures.get("all_taking_traffic_s")),
                ("load dropped", figures.get("load_dropped_s"))]
     for i, (label, t) in enumerate(moments):
         if t is None:

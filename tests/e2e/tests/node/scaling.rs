@@ -83,8 +83,13 @@ async fn scale_under_load(scenario: Scenario) {
         &format!("node-scale-{}", &scenario.name[..3]),
         json!({
             // Utilization is use over request: a small request makes one pod's
-            // share of the node's two cores enough to cross the target.
-            "resources": { "requests": { "cpu": "20m", "memory": "32Mi" } },
+            // share of the node's two cores enough to cross the target. The
+            // limit makes one pod too small for the load, as in production:
+            // it is throttled and its latency climbs until the new pods share it.
+            "resources": {
+                "requests": { "cpu": "20m", "memory": "32Mi" },
+                "limits": { "cpu": "40m" },
+            },
             "autoscaling": scenario.autoscaling,
         }),
     )
