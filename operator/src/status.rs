@@ -290,6 +290,10 @@ fn scaling_active_condition(hpa: Option<&HorizontalPodAutoscaler>) -> ConditionP
         .and_then(|h| h.status.as_ref())
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == SCALING_ACTIVE));
+    let workload = hpa.and_then(|h| h.metadata.name.as_deref()).unwrap_or("");
+    let message = |c: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerCondition| {
+        without_pod_names(c.message.as_deref().unwrap_or_default(), workload)
+    };
     match hpa_condition {
         Some(c) if c.status == "True" => (
             SCALING_ACTIVE,
@@ -297,13 +301,13 @@ fn scaling_active_condition(hpa: Option<&HorizontalPodAutoscaler>) -> ConditionP
             c.reason
                 .clone()
                 .unwrap_or_else(|| "ValidMetricFound".into()),
-            c.message.clone().unwrap_or_default(),
+            message(c),
         ),
         Some(c) => (
             SCALING_ACTIVE,
             "False",
             c.reason.clone().unwrap_or_else(|| "ScalingInactive".into()),
-            c.message.clone().unwrap_or_default(),
+            message(c),
         ),
         None => (
             SCALING_ACTIVE,
@@ -312,6 +316,43 @@ fn scaling_active_condition(hpa: Option<&HorizontalPodAutoscaler>) -> ConditionP
             "the HorizontalPodAutoscaler has not reported yet".into(),
         ),
     }
+}
+
+/// Some HPA messages name one pod ("missing request for memory in container
+/// web of Pod web-6d8f5bf5d9-x9vqf"), and which pod changes from one HPA
+/// sync to the next. Pods of `workload` (named `<workload>-<hash>-<id>`) are
+/// written as `<workload>-…`, so the condition, and with it the status,
+/// changes only when what it says changes: a quiet cluster stays quiet.
+fn without_pod_names(message: &str, workload: &str) -> String {
+    if workload.is_empty() {
+        return message.to_owned();
+    }
+    let prefix = format!("{workload}-");
+    let is_pod_suffix = |rest: &str| {
+        let mut parts = rest.split('-');
+        let (hash, id) = (parts.next(), parts.next());
+        parts.next().is_none()
+            && [hash, id].iter().all(|p| {
+                p.is_some_and(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
+            })
+    };
+    message
+        .split(' ')
+        .map(|word| {
+            let name = word.trim_end_matches([',', '.', ':', ';', ')', '"', '\'']);
+            match name.strip_prefix(&prefix) {
+                Some(rest) if is_pod_suffix(rest) => {
+                    format!("{prefix}…{}", &word[name.len()..])
+                }
+                _ => word.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
