@@ -72,6 +72,14 @@ build metrics-server "$(ver metrics-server)" metrics-server sigs.k8s.io/metrics-
 build helm "$(ver helm)" helm helm.sh/helm/v4/cmd/helm \
   "-X helm.sh/helm/v4/internal/version.version=$(ver helm)"
 
+# Prometheus and promtool (tests/cluster/prometheus/): Kubernetes service
+# discovery only, and no web UI assets (the query API is all we use).
+prometheus_ldflags="-X github.com/prometheus/common/version.Version=$(ver prometheus | cut -c2-) -X github.com/prometheus/common/version.Branch=berth"
+build prometheus "$(ver prometheus)" prometheus github.com/prometheus/prometheus/cmd/prometheus \
+  "$prometheus_ldflags" "remove_all_sd enable_kubernetes_sd"
+build promtool "$(ver prometheus)" prometheus github.com/prometheus/prometheus/cmd/promtool \
+  "$prometheus_ldflags" "remove_all_sd enable_kubernetes_sd"
+
 # ---- The real node (tests/cluster/lib/node.sh). kubelet and kube-proxy come
 # from the control plane's module, so they share its build cache.
 build kubelet "$k8s" kubernetes k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
