@@ -32,6 +32,7 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource};
 
 use crate::apply::{Child, is_own_apply};
+use crate::desired::PodMonitor;
 use crate::desired::labels::MICROSERVICE_LABEL;
 use crate::microservice::MicroService;
 
@@ -46,6 +47,8 @@ const PAGE_SIZE: u32 = 500;
 /// more. Five watches retrying every 5 s at most costs the API server nothing.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Retry cap of a watch of a kind the cluster may not serve.
+const RETRY_MAX_OPTIONAL: Duration = Duration::from_secs(30);
 
 /// What a watch saw happen to one object.
 #[derive(Debug)]
@@ -81,6 +84,42 @@ pub struct Stores {
     pub services: Store<Service>,
     pub autoscalers: Store<HorizontalPodAutoscaler>,
     pub disruption_budgets: Store<PodDisruptionBudget>,
+    /// Only meaningful while [`Stores::pod_monitors_served`] says the kind exists.
+    pub pod_monitors: Store<PodMonitor>,
+    pub pod_monitor_kind: tokio::sync::watch::Receiver<Availability>,
+}
+
+/// Whether the cluster serves a kind Berth can do without (the Prometheus
+/// Operator's PodMonitor), learned from that kind's own watch: a list that
+/// succeeds says served; a 404 (no such CRD) or 403 (RBAC) says not, and why.
+/// Other errors (an API server restart) change nothing, so a fault does not
+/// flip every MicroService's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// No answer yet.
+    Unknown,
+    Served,
+    NotServed(String),
+}
+
+impl Availability {
+    /// What a failed watch says about the kind, if anything.
+    fn after(error: &watcher::Error) -> Option<Self> {
+        let status = match error {
+            watcher::Error::InitialListFailed(kube::Error::Api(status))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
+            watcher::Error::WatchError(status) => status.as_ref(),
+            _ => return None,
+        };
+        if status.is_not_found() {
+            Some(Self::NotServed("not found".into()))
+        } else if status.is_forbidden() {
+            Some(Self::NotServed(format!("forbidden: {}", status.message)))
+        } else {
+            None
+        }
+    }
 }
 
 impl Stores {
@@ -100,7 +139,19 @@ impl Stores {
             self.services.wait_until_ready(),
             self.autoscalers.wait_until_ready(),
             self.disruption_budgets.wait_until_ready(),
+            self.pod_monitor_kind_known(),
         );
+    }
+
+    /// Resolves once the PodMonitor watch has said whether the kind exists.
+    pub async fn pod_monitor_kind_known(&self) {
+        let mut kind = self.pod_monitor_kind.clone();
+        let _ = kind.wait_for(|a| *a != Availability::Unknown).await;
+    }
+
+    /// Whether PodMonitors can be read and applied.
+    pub fn pod_monitors_served(&self) -> Availability {
+        self.pod_monitor_kind.borrow().clone()
     }
 }
 
@@ -113,6 +164,9 @@ pub struct Triggers {
     pub microservice_changes: BoxStream<'static, Change<MicroService>>,
     /// The owner of every child that was created, changed or deleted.
     pub owners: BoxStream<'static, ObjectRef<MicroService>>,
+    /// The PodMonitor kind appeared or went away after the first answer:
+    /// every MicroService has something to create or to report.
+    pub pod_monitor_kind_changed: BoxStream<'static, ()>,
 }
 
 /// Whether every watch is currently connected: false from a watch error until
@@ -168,6 +222,21 @@ pub fn start(
     let (services, svc_owners, svc_driver) = watches.child::<Service>();
     let (autoscalers, hpa_owners, hpa_driver) = watches.child::<HorizontalPodAutoscaler>();
     let (disruption_budgets, pdb_owners, pdb_driver) = watches.child::<PodDisruptionBudget>();
+    let (kind_tx, pod_monitor_kind) = tokio::sync::watch::channel(Availability::Unknown);
+    let (pod_monitors, pm_owners, pm_driver) = watches.optional_child::<PodMonitor>(kind_tx);
+    let pod_monitor_kind_changed = futures::stream::unfold(
+        (pod_monitor_kind.clone(), Availability::Unknown),
+        |(mut rx, mut last)| async move {
+            loop {
+                rx.changed().await.ok()?;
+                let now = rx.borrow_and_update().clone();
+                let first = last == Availability::Unknown;
+                if std::mem::replace(&mut last, now.clone()) != now && !first {
+                    return Some(((), (rx, last)));
+                }
+            }
+        },
+    );
 
     let stores = Stores {
         microservices: microservices.store.clone(),
@@ -175,16 +244,23 @@ pub fn start(
         services,
         autoscalers,
         disruption_budgets,
+        pod_monitors,
+        pod_monitor_kind,
     };
     let triggers = Triggers {
         microservices: ms_applied.boxed(),
         microservice_changes: ms_changes.boxed(),
-        owners: futures::stream::select_all([dep_owners, svc_owners, hpa_owners, pdb_owners])
-            .boxed(),
+        owners: futures::stream::select_all([
+            dep_owners, svc_owners, hpa_owners, pdb_owners, pm_owners,
+        ])
+        .boxed(),
+        pod_monitor_kind_changed: pod_monitor_kind_changed.boxed(),
     };
     let ms_driver = microservices.run();
     let drivers = async move {
-        futures::join!(ms_driver, dep_driver, svc_driver, hpa_driver, pdb_driver);
+        futures::join!(
+            ms_driver, dep_driver, svc_driver, hpa_driver, pdb_driver, pm_driver
+        );
     };
     (stores, triggers, Box::pin(drivers))
 }
@@ -204,6 +280,26 @@ impl Watches {
             None => Api::all(self.client.clone()),
         };
         Watched::new(api, config.page_size(PAGE_SIZE), &self.health, self.trim)
+    }
+
+    /// A child kind the cluster may not serve: as [`Watches::child`], but the
+    /// watch reports whether the kind exists instead of counting against
+    /// readiness while it does not.
+    fn optional_child<K: Child>(
+        &self,
+        availability: tokio::sync::watch::Sender<Availability>,
+    ) -> (
+        Store<K>,
+        BoxStream<'static, ObjectRef<MicroService>>,
+        BoxFuture<'static, ()>,
+    ) {
+        let mut watched = self.watch::<K>(watcher::Config::default().labels(MICROSERVICE_LABEL));
+        watched.availability = Some(availability);
+        let owners = watched
+            .subscribe()
+            .filter_map(|change| async move { controller_of(change.object().as_ref()) })
+            .boxed();
+        (watched.store.clone(), owners, watched.run())
     }
 
     /// A child kind: found by Berth's label (anything without it is not ours
@@ -250,6 +346,8 @@ struct Watched<K: Resource<DynamicType = ()> + Clone + 'static> {
     failing: Arc<AtomicBool>,
     trim: bool,
     subscribers: Vec<mpsc::Sender<Change<K>>>,
+    /// Set for a kind the cluster may not serve (see [`Availability`]).
+    availability: Option<tokio::sync::watch::Sender<Availability>>,
 }
 
 impl<K: Child> Watched<K> {
@@ -263,6 +361,7 @@ impl<K: Child> Watched<K> {
             failing: health.register(),
             trim,
             subscribers: Vec::new(),
+            availability: None,
         }
     }
 
@@ -283,12 +382,22 @@ impl<K: Child> Watched<K> {
             failing,
             trim,
             subscribers,
+            availability,
         } = self;
         let kind = K::kind(&()).into_owned();
         let mut changes = Changes::new(store);
         Box::pin(
             watch(api, config)
-                .backoff(RetryDelay::default())
+                .backoff(RetryDelay {
+                    // A cluster without the kind answers 404 for as long as
+                    // it lacks the CRD: ask seldom, yet notice an install.
+                    max: if availability.is_some() {
+                        RETRY_MAX_OPTIONAL
+                    } else {
+                        RETRY_MAX
+                    },
+                    ..RetryDelay::default()
+                })
                 .modify(move |obj| {
                     if trim {
                         keep_own_managed_fields(obj);
@@ -296,10 +405,29 @@ impl<K: Child> Watched<K> {
                 })
                 .reflect(writer)
                 .for_each(move |event| {
-                    if let Err(error) = &event {
-                        tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                    let learned = match (&availability, &event) {
+                        (Some(_), Ok(Event::InitDone)) => Some(Availability::Served),
+                        (Some(_), Err(error)) => Availability::after(error),
+                        _ => None,
+                    };
+                    match (&availability, learned) {
+                        (Some(tx), Some(now)) => {
+                            failing.store(false, Ordering::Relaxed);
+                            let changed = tx.send_if_modified(|a| {
+                                std::mem::replace(a, now.clone()) != now
+                            });
+                            if changed {
+                                tracing::info!(%kind, availability = ?now, "kind served by the cluster?");
+                            }
+                        }
+                        // An optional kind that is not served is no failure.
+                        (Some(_), None) | (None, _) => {
+                            if let Err(error) = &event {
+                                tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                            }
+                            failing.store(event.is_err(), Ordering::Relaxed);
+                        }
                     }
-                    failing.store(event.is_err(), Ordering::Relaxed);
                     let seen = event.map(|e| changes.after(e)).unwrap_or_default();
                     let mut subscribers = subscribers.clone();
                     async move {
@@ -362,9 +490,18 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Changes<K> {
 /// Doubling retry delays from [`RETRY_FIRST`] to [`RETRY_MAX`], with up to 25 %
 /// jitter so the five watches do not retry in lockstep; reset by the first
 /// event that arrives.
-#[derive(Default)]
 struct RetryDelay {
     attempts: u32,
+    max: Duration,
+}
+
+impl Default for RetryDelay {
+    fn default() -> Self {
+        Self {
+            attempts: 0,
+            max: RETRY_MAX,
+        }
+    }
 }
 
 impl Iterator for RetryDelay {
@@ -373,7 +510,7 @@ impl Iterator for RetryDelay {
     fn next(&mut self) -> Option<Duration> {
         let delay = RETRY_FIRST
             .saturating_mul(1 << self.attempts.min(10))
-            .min(RETRY_MAX);
+            .min(self.max);
         self.attempts = self.attempts.saturating_add(1);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -175,6 +175,7 @@ pub fn start(
                     .debounce(settings.debounce),
             )
             .reconcile_all_on(became_leader)
+            .reconcile_all_on(triggers.pod_monitor_kind_changed)
             .graceful_shutdown_on(shutdown)
             .run(reconcile_if_leader, error_policy, ctx)
             .for_each(|result| async move {

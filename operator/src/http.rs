@@ -26,7 +26,12 @@ async fn readyz(State(probe): State<Probe>) -> impl IntoResponse {
 
 async fn metrics(State(probe): State<Probe>) -> impl IntoResponse {
     if let Some(stores) = &probe.stores {
-        probe.metrics.managed.set(stores.microservices.len() as i64);
+        let microservices = stores.microservices.state();
+        probe.metrics.managed.set(microservices.len() as i64);
+        probe
+            .metrics
+            .microservices
+            .observe(microservices.iter().map(AsRef::as_ref));
     }
     (
         [(

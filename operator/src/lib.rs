@@ -21,6 +21,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod microservice;
+pub mod microservice_metrics;
 pub mod quantity;
 pub mod reconcile;
 pub mod status;

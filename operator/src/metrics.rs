@@ -9,6 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::microservice_metrics::MicroServiceGauges;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub reason: String,
@@ -50,6 +52,11 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// 1 while this replica holds the leader lease (always 1 without election).
     pub leader: Gauge,
+    /// Reconciles running now. kube-runtime keeps its queue to itself, so
+    /// this against `--concurrency` is the saturation signal.
+    pub in_flight: Gauge,
+    /// One series per MicroService, refreshed from the cache at each scrape.
+    pub microservices: MicroServiceGauges,
 }
 
 impl Default for Metrics {
@@ -63,6 +70,8 @@ impl Default for Metrics {
         let unchanged = Family::<KindLabels, Counter>::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let leader = Gauge::default();
+        let in_flight = Gauge::default();
+        let microservices = MicroServiceGauges::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -99,6 +108,12 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease",
             leader.clone(),
         );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now (at most --concurrency)",
+            in_flight.clone(),
+        );
+        microservices.register(&mut registry);
         Self {
             registry,
             reconciles,
@@ -109,6 +124,8 @@ impl Default for Metrics {
             unchanged,
             requests,
             leader,
+            in_flight,
+            microservices,
         }
     }
 }

@@ -132,6 +132,12 @@ pub struct MicroServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shutdown: Option<Shutdown>,
 
+    /// How Prometheus finds the pods' metrics. On by default: the pods carry the
+    /// `prometheus.io/*` scrape annotations, and a PodMonitor is created where
+    /// the cluster has the Prometheus Operator's CRDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<Monitoring>,
+
     /// ServiceAccount the pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -358,6 +364,59 @@ impl Shutdown {
     }
 }
 
+/// How Prometheus finds a MicroService's metrics. Two ways, both kept so any
+/// Prometheus setup finds the pods without extra YAML: the conventional
+/// `prometheus.io/scrape`, `/port`, `/path` and `/interval` pod annotations
+/// (read by a Prometheus that discovers pods itself), and a PodMonitor
+/// (`monitoring.coreos.com/v1`, read by the Prometheus Operator) when the
+/// cluster serves that kind. A PodMonitor rather than a ServiceMonitor: it
+/// reaches every pod on any port, so the metrics port need not be in the Service.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Monitoring {
+    /// Whether the pods are made scrapeable (default true). false: no annotations, no PodMonitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Port of the metrics endpoint (default: `port`, the container's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 65535").message("monitoring.port must be between 1 and 65535"))]
+    pub port: Option<i32>,
+    /// Path of the metrics endpoint (default `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("monitoring.path must start with '/', e.g. /metrics"))]
+    pub path: Option<String>,
+    /// How often Prometheus scrapes, as Prometheus writes a duration (default `30s`; e.g. `15s`, `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.matches('^[1-9][0-9]*(ms|s|m|h)$')").message("monitoring.interval must be a Prometheus duration such as 15s, 1m or 500ms"))]
+    pub interval: Option<String>,
+}
+
+impl Monitoring {
+    /// Default of `path`.
+    pub const PATH: &str = "/metrics";
+    /// Default of `interval`.
+    pub const INTERVAL: &str = "30s";
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// `self` if monitoring is on.
+    pub fn enabled_then(self) -> Option<Self> {
+        self.enabled().then_some(self)
+    }
+
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or(Self::PATH)
+    }
+
+    pub fn interval(&self) -> &str {
+        self.interval.as_deref().unwrap_or(Self::INTERVAL)
+    }
+}
+
 /// What Berth observed, written by the controller only.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -445,6 +504,9 @@ pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 /// Mirrors the HPA's own `ScalingActive`: False when it cannot read its metrics.
 pub const SCALING_ACTIVE: &str = "ScalingActive";
+/// Whether Prometheus can find the pods: a PodMonitor exists, or why not.
+/// Reported only while monitoring is on.
+pub const MONITORED: &str = "Monitored";
 
 impl MicroService {
     /// Whether it reports `Ready=True`.

@@ -19,11 +19,11 @@ use crate::apply::{
     Child, Outcome, controlled_by, ensure, ensure_absent, hand_replicas_to_autoscaler,
     owns_replicas,
 };
-use crate::cache::Stores;
+use crate::cache::{Availability, Stores};
 use crate::context::Context;
 use crate::error::Error;
 use crate::microservice::{MANAGER, MicroService, MicroServiceStatus};
-use crate::status::{self, FailureReason, Observed};
+use crate::status::{self, FailureReason, MonitorObserved, Observed};
 use crate::{dependencies, desired};
 
 /// How often a MicroService is looked at again with no event. Cheap: nothing
@@ -45,8 +45,12 @@ fn retry_after(reason: FailureReason) -> Duration {
 
 /// The controller's reconcile function.
 pub async fn reconcile(ms: Arc<MicroService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // The status says how the pods are scraped, which needs this answer.
+    ctx.stores.pod_monitor_kind_known().await;
     let started = Instant::now();
+    ctx.metrics.in_flight.inc();
     let result = reconcile_inner(&ms, &ctx).await;
+    ctx.metrics.in_flight.dec();
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {
         ctx.reset_backoff(&ObjectRef::from(ms.as_ref()));
@@ -76,11 +80,13 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
 
     match realize(ms, ctx, &deps).await {
         Ok(observed_children) => {
+            let kind = stores.pod_monitors_served();
             let observed = Observed {
                 deployment: observed_children.deployment.as_deref(),
                 autoscaler: observed_children.autoscaler.as_deref(),
                 dependencies: &deps,
                 failure: None,
+                monitor: monitor_observed(&kind, observed_children.pod_monitor),
             };
             write_status(ms, ctx, observed).await?;
             Ok(Action::requeue(RESYNC))
@@ -93,11 +99,14 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
                 let name = ms.name_any();
                 let deployment = Stores::child(&stores.deployments, &name, &namespace);
                 let autoscaler = Stores::child(&stores.autoscalers, &name, &namespace);
+                let kind = stores.pod_monitors_served();
+                let pod_monitor = Stores::child(&stores.pod_monitors, &name, &namespace).is_some();
                 let observed = Observed {
                     deployment: deployment.as_deref(),
                     autoscaler: autoscaler.as_deref(),
                     dependencies: &deps,
                     failure: Some(&failure),
+                    monitor: monitor_observed(&kind, pod_monitor),
                 };
                 if write_status(ms, ctx, observed).await? {
                     publish(
@@ -117,10 +126,21 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
     }
 }
 
+/// What the status says of the PodMonitor, given whether the cluster serves
+/// the kind and whether Berth's PodMonitor exists.
+fn monitor_observed(kind: &Availability, exists: bool) -> MonitorObserved<'_> {
+    match kind {
+        Availability::Served => MonitorObserved::Served { exists },
+        Availability::NotServed(why) => MonitorObserved::NotServed(why),
+        Availability::Unknown => MonitorObserved::Unknown,
+    }
+}
+
 /// The children as the cluster has them after this pass.
 struct Realized {
     deployment: Option<Arc<Deployment>>,
     autoscaler: Option<Arc<HorizontalPodAutoscaler>>,
+    pod_monitor: bool,
 }
 
 async fn realize(
@@ -163,9 +183,17 @@ async fn realize(
         children.disruption_budget,
     )
     .await?;
+    // Only where the cluster serves the kind; otherwise the status says so.
+    let pod_monitor = match stores.pod_monitors_served() {
+        Availability::Served => sync(ctx, ms, &stores.pod_monitors, children.pod_monitor)
+            .await?
+            .is_some(),
+        Availability::NotServed(_) | Availability::Unknown => false,
+    };
     Ok(Realized {
         deployment,
         autoscaler,
+        pod_monitor,
     })
 }
 

@@ -12,7 +12,7 @@ use kube::client::Body;
 use kube::runtime::reflector;
 use serde_json::{Value, json};
 
-use crate::cache::Stores;
+use crate::cache::{Availability, Stores};
 use crate::context::Context;
 use crate::desired::fixtures::microservice;
 use crate::metrics::Metrics;
@@ -20,7 +20,8 @@ use crate::reconcile::reconcile;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
-fn context() -> (Arc<Context>, Handle) {
+/// A context whose caches are empty and whose cluster serves PodMonitors or not.
+fn context(pod_monitor_kind: Availability) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let stores = Stores {
@@ -29,6 +30,8 @@ fn context() -> (Arc<Context>, Handle) {
         services: reflector::store().0,
         autoscalers: reflector::store().0,
         disruption_budgets: reflector::store().0,
+        pod_monitors: reflector::store().0,
+        pod_monitor_kind: tokio::sync::watch::channel(pod_monitor_kind).1,
     };
     (
         Arc::new(Context::new(client, stores, Arc::new(Metrics::default()))),
@@ -80,6 +83,18 @@ fn with_applied_status(apply: &Value) -> Value {
     ms
 }
 
+/// The status and reason of condition `type_` in a status apply.
+fn condition(apply: &Value, type_: &str) -> (String, String) {
+    let found = apply["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("condition {type_} in {apply}"));
+    (
+        found["status"].as_str().unwrap_or_default().into(),
+        found["reason"].as_str().unwrap_or_default().into(),
+    )
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
@@ -92,7 +107,7 @@ fn is_berth_apply(shape: &str) {
 
 #[tokio::test]
 async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
-    let (ctx, mut handle) = context();
+    let (ctx, mut handle) = context(Availability::Served);
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
 
@@ -158,6 +173,38 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
     .await;
 
     // No autoscaler or budget asked for and none cached: nothing to delete, no request.
+    let pod_monitor = "/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/item";
+    expect(
+        &mut handle,
+        Method::GET,
+        pod_monitor,
+        StatusCode::NOT_FOUND,
+        |_| not_found(),
+    )
+    .await;
+    let (shape, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        pod_monitor,
+        StatusCode::OK,
+        |b| b.clone(),
+    )
+    .await;
+    is_berth_apply(&shape);
+    assert_eq!(body["spec"]["podMetricsEndpoints"][0]["port"], "http");
+    assert_eq!(
+        body["spec"]["selector"]["matchLabels"]["berth.dev/microservice"],
+        "item"
+    );
+    expect(
+        &mut handle,
+        Method::POST,
+        events,
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+
     let (shape, body) = expect(
         &mut handle,
         Method::PATCH,
@@ -174,6 +221,10 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
         body.get("spec").is_none(),
         "a status apply carries only status"
     );
+    assert_eq!(
+        condition(&body, "Monitored"),
+        ("True".into(), "PodMonitorReady".into())
+    );
 
     reconciling.await.unwrap().expect("reconcile succeeds");
     // The reconcile dropped the client: no request was left unanswered or unexpected.
@@ -182,7 +233,7 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
 
 #[tokio::test]
 async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
-    let (ctx, mut handle) = context();
+    let (ctx, mut handle) = context(Availability::NotServed("not found".into()));
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
     let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
@@ -207,6 +258,11 @@ async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
         with_applied_status,
     )
     .await;
+    // No PodMonitor kind: nothing was asked for it, and the status says why.
+    assert_eq!(
+        condition(&body, "Monitored"),
+        ("True".into(), "AnnotationsOnly".into())
+    );
     let degraded = body["status"]["conditions"]
         .as_array()
         .unwrap()

@@ -12,9 +12,12 @@ use crate::dependencies::service_url;
 use crate::desired::labels;
 use crate::microservice::{
     AutoscalerStatus, DependencyState, DependencyStatus, MicroService, MicroServiceStatus,
+    Monitoring,
 };
 
-pub use crate::microservice::{DEGRADED, DEPENDENCIES_READY, PROGRESSING, READY, SCALING_ACTIVE};
+pub use crate::microservice::{
+    DEGRADED, DEPENDENCIES_READY, MONITORED, PROGRESSING, READY, SCALING_ACTIVE,
+};
 
 /// A reason the controller could not realise the spec, shown as `Degraded`.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +51,19 @@ pub struct Observed<'a> {
     pub autoscaler: Option<&'a HorizontalPodAutoscaler>,
     pub dependencies: &'a [DependencyStatus],
     pub failure: Option<&'a Failure>,
+    pub monitor: MonitorObserved<'a>,
+}
+
+/// What was seen of the PodMonitor this pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum MonitorObserved<'a> {
+    /// The cluster serves the kind; whether Berth's PodMonitor exists.
+    Served { exists: bool },
+    /// The cluster does not serve the kind (no Prometheus Operator CRDs), and why.
+    NotServed(&'a str),
+    /// Not known yet (only before the caches have synced).
+    #[default]
+    Unknown,
 }
 
 /// The status `ms` should report, given what was observed, at time `now`.
@@ -72,6 +88,15 @@ pub fn compute(ms: &MicroService, observed: Observed<'_>, now: &Time) -> MicroSe
     ];
     if ms.spec.autoscaling.is_some() {
         conditions.push(scaling_active_condition(observed.autoscaler));
+    }
+    if let Some(monitoring) = ms
+        .spec
+        .monitoring
+        .clone()
+        .unwrap_or_default()
+        .enabled_then()
+    {
+        conditions.push(monitored_condition(ms, &monitoring, observed.monitor));
     }
     let conditions = conditions
         .into_iter()
@@ -314,6 +339,56 @@ fn scaling_active_condition(hpa: Option<&HorizontalPodAutoscaler>) -> ConditionP
             "Unknown",
             "AutoscalerPending".into(),
             "the HorizontalPodAutoscaler has not reported yet".into(),
+        ),
+    }
+}
+
+/// Whether Prometheus can find the pods, and how. The annotations are always
+/// there; the PodMonitor only where the cluster has the kind. Without it the
+/// condition stays True (a Prometheus that discovers pods finds them) and
+/// says why there is no PodMonitor; only a PodMonitor that should exist but
+/// does not is False.
+fn monitored_condition(
+    ms: &MicroService,
+    monitoring: &Monitoring,
+    seen: MonitorObserved<'_>,
+) -> ConditionParts {
+    let port = monitoring.port.unwrap_or(ms.spec.port);
+    let scrape = format!(
+        "port {port}, path {}, every {}",
+        monitoring.path(),
+        monitoring.interval()
+    );
+    match seen {
+        MonitorObserved::Served { exists: true } => (
+            MONITORED,
+            "True",
+            "PodMonitorReady".into(),
+            format!(
+                "PodMonitor {} and the pods' prometheus.io annotations: {scrape}",
+                ms.name_any()
+            ),
+        ),
+        MonitorObserved::Served { exists: false } => (
+            MONITORED,
+            "False",
+            "PodMonitorMissing".into(),
+            format!("the PodMonitor {} does not exist yet", ms.name_any()),
+        ),
+        MonitorObserved::NotServed(why) => (
+            MONITORED,
+            "True",
+            "AnnotationsOnly".into(),
+            format!(
+                "the pods carry prometheus.io annotations ({scrape}); no PodMonitor: the cluster does not serve \
+                 monitoring.coreos.com/v1 PodMonitor ({why}). Install the Prometheus Operator's CRDs to get one"
+            ),
+        ),
+        MonitorObserved::Unknown => (
+            MONITORED,
+            "Unknown",
+            "MonitoringPending".into(),
+            "not yet known whether the cluster serves PodMonitors".into(),
         ),
     }
 }

@@ -366,3 +366,60 @@ fn the_hpa_naming_another_pod_does_not_change_the_condition() {
         "Pod g-6-…: no metrics."
     );
 }
+
+#[test]
+fn without_the_pod_monitor_kind_the_service_is_still_ready_and_says_why() {
+    let d = deployment(1, 1, 1, 1);
+    let status = compute(
+        &microservice("item"),
+        Observed {
+            deployment: Some(&d),
+            monitor: MonitorObserved::NotServed("not found"),
+            ..Observed::default()
+        },
+        &now(),
+    );
+    assert_eq!(condition(&status, READY).status, "True");
+    let monitored = condition(&status, MONITORED);
+    assert_eq!(
+        (monitored.status.as_str(), monitored.reason.as_str()),
+        ("True", "AnnotationsOnly")
+    );
+    assert!(
+        monitored
+            .message
+            .contains("monitoring.coreos.com/v1 PodMonitor (not found)")
+            && monitored
+                .message
+                .contains("port 8080, path /metrics, every 30s"),
+        "{}",
+        monitored.message
+    );
+}
+
+#[test]
+fn a_pod_monitor_that_should_exist_and_does_not_is_false() {
+    let observed = |exists| Observed {
+        monitor: MonitorObserved::Served { exists },
+        ..Observed::default()
+    };
+    let ms = microservice("item");
+    let there = compute(&ms, observed(true), &now());
+    assert_eq!(
+        (
+            condition(&there, MONITORED).status.as_str(),
+            condition(&there, MONITORED).reason.as_str()
+        ),
+        ("True", "PodMonitorReady")
+    );
+    let missing = compute(&ms, observed(false), &now());
+    assert_eq!(condition(&missing, MONITORED).status, "False");
+}
+
+#[test]
+fn monitoring_switched_off_reports_no_monitored_condition() {
+    let ms =
+        crate::desired::fixtures::from_yaml("item", "{image: i, monitoring: {enabled: false}}");
+    let status = compute(&ms, Observed::default(), &now());
+    assert!(status.conditions.iter().all(|c| c.type_ != MONITORED));
+}

@@ -4,6 +4,8 @@
 //! applies, so the HorizontalPodAutoscaler owns it and the two never fight
 //! (the hand-over itself is in `apply`).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -39,7 +41,7 @@ pub fn desired_deployment(
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels::pod(ms)),
-            annotations: (!spec.pod_annotations.is_empty()).then(|| spec.pod_annotations.clone()),
+            annotations: non_empty_map(pod_annotations(ms)),
             ..ObjectMeta::default()
         }),
         spec: Some(pod_spec(ms, deps)),
@@ -58,6 +60,18 @@ pub fn desired_deployment(
         }),
         status: None,
     }))
+}
+
+/// The user's pod annotations over the `prometheus.io/*` scrape annotations
+/// (a user who sets one of those keeps their value).
+fn pod_annotations(ms: &MicroService) -> BTreeMap<String, String> {
+    let mut annotations = super::monitoring::scrape_annotations(ms);
+    annotations.extend(ms.spec.pod_annotations.clone());
+    annotations
+}
+
+fn non_empty_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
 }
 
 /// A rolling update that never takes a serving pod away before its

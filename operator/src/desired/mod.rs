@@ -8,6 +8,7 @@ mod autoscaler;
 mod deployment;
 mod disruption_budget;
 pub mod labels;
+mod monitoring;
 mod service;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,6 +24,7 @@ use crate::microservice::MicroService;
 pub use autoscaler::desired_autoscaler;
 pub use deployment::{CONTAINER_PORT_NAME, desired_deployment, start_within_autoscaling_range};
 pub use disruption_budget::desired_disruption_budget;
+pub use monitoring::{MICROSERVICE_TARGET_LABEL, PodMonitor, desired_pod_monitor};
 pub use service::desired_service;
 
 /// Annotation holding a hash of everything Berth asked for in a child, so the
@@ -38,6 +40,9 @@ pub struct Children {
     pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// `None` when no disruption budget is asked for: an existing one must be deleted.
     pub disruption_budget: Option<PodDisruptionBudget>,
+    /// `None` when monitoring is off. Applied only where the cluster serves
+    /// the kind (the Prometheus Operator's CRDs); the reconciler decides.
+    pub pod_monitor: Option<PodMonitor>,
 }
 
 /// Why desired state could not be computed.
@@ -54,6 +59,7 @@ pub fn children(ms: &MicroService, deps: &[ResolvedDependency]) -> Result<Childr
         service: desired_service(ms)?,
         autoscaler: desired_autoscaler(ms)?,
         disruption_budget: desired_disruption_budget(ms)?,
+        pod_monitor: desired_pod_monitor(ms)?,
     })
 }
 

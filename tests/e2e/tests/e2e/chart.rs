@@ -45,6 +45,11 @@ const RULES: &[(&str, &str, &[&str])] = &[
         "poddisruptionbudgets",
         &["get", "list", "watch", "create", "patch", "delete"],
     ),
+    (
+        "monitoring.coreos.com",
+        "podmonitors",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
 

@@ -8,5 +8,6 @@ mod dependencies;
 mod generated;
 mod lifecycle;
 mod load;
+mod monitoring;
 mod quiet;
 mod validation;
