@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -112,12 +112,12 @@ impl Availability {
             watcher::Error::WatchError(status) => status.as_ref(),
             _ => return None,
         };
-        if status.is_not_found() {
-            Some(Self::NotServed("not found".into()))
-        } else if status.is_forbidden() {
-            Some(Self::NotServed(format!("forbidden: {}", status.message)))
-        } else {
-            None
+        // By code: a missing resource type is a bare "404 page not found",
+        // whose unparsed reason makes kube's `is_not_found()` say false.
+        match status.code {
+            404 => Some(Self::NotServed("not found".into())),
+            403 => Some(Self::NotServed(format!("forbidden: {}", status.message))),
+            _ => None,
         }
     }
 }
@@ -416,8 +416,13 @@ impl<K: Child> Watched<K> {
                             let changed = tx.send_if_modified(|a| {
                                 std::mem::replace(a, now.clone()) != now
                             });
-                            if changed {
-                                tracing::info!(%kind, availability = ?now, "kind served by the cluster?");
+                            match (changed, &now) {
+                                (true, Availability::NotServed(why)) => tracing::info!(
+                                    %kind, %why,
+                                    "the cluster does not serve this kind: none is created until it does"
+                                ),
+                                (true, _) => tracing::info!(%kind, "the cluster serves this kind"),
+                                (false, _) => {}
                             }
                         }
                         // An optional kind that is not served is no failure.
@@ -487,19 +492,30 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Changes<K> {
     }
 }
 
-/// Doubling retry delays from [`RETRY_FIRST`] to [`RETRY_MAX`], with up to 25 %
-/// jitter so the five watches do not retry in lockstep; reset by the first
-/// event that arrives.
+/// Doubling retry delays from [`RETRY_FIRST`] to a cap, with up to 25 %
+/// jitter so the watches do not retry in lockstep.
+///
+/// kube's `StreamBackoff` resets the backoff on every `Ok` item, and the
+/// watcher yields `Ok(Event::Init)` before each list, so a list that fails
+/// every time (API server down, a CRD that does not exist) would be retried
+/// at the first delay forever. A reset therefore only counts once the watch
+/// has stayed up for [`HEALTHY_AFTER`].
 struct RetryDelay {
     attempts: u32,
     max: Duration,
+    /// When the stream last delivered something after an error.
+    ok_since: Option<Instant>,
 }
+
+/// How long a watch must run without error before its delays start over.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 impl Default for RetryDelay {
     fn default() -> Self {
         Self {
             attempts: 0,
             max: RETRY_MAX,
+            ok_since: None,
         }
     }
 }
@@ -508,6 +524,13 @@ impl Iterator for RetryDelay {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        if self
+            .ok_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= HEALTHY_AFTER)
+        {
+            self.attempts = 0;
+        }
         let delay = RETRY_FIRST
             .saturating_mul(1 << self.attempts.min(10))
             .min(self.max);
@@ -522,7 +545,7 @@ impl Iterator for RetryDelay {
 
 impl kube::runtime::utils::Backoff for RetryDelay {
     fn reset(&mut self) {
-        self.attempts = 0;
+        self.ok_since.get_or_insert_with(Instant::now);
     }
 }
 
@@ -548,7 +571,13 @@ mod tests {
         let late: Vec<Duration> = (0..20).filter_map(|_| delays.next()).collect();
         assert!(late.iter().all(|d| *d <= RETRY_MAX.mul_f64(1.25)));
         assert!(late.last().unwrap() >= &RETRY_MAX);
+        // An Ok right before the next error (the watcher's `Init` before a
+        // list that fails again) does not start the delays over...
         delays.reset();
+        assert!(delays.next().unwrap() >= RETRY_MAX);
+        // ...a watch that stayed up does.
+        delays.reset();
+        delays.ok_since = Some(Instant::now() - HEALTHY_AFTER);
         assert!(delays.next().unwrap() <= RETRY_FIRST.mul_f64(1.25));
     }
 

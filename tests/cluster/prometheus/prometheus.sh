@@ -11,6 +11,7 @@
 #   prometheus.sh up | down | status
 #   prometheus.sh register NAME HOST:PORT   scrape HOST:PORT's /metrics as job berth-operator
 #   prometheus.sh unregister NAME           stop scraping it
+#   prometheus.sh crds-up | crds-down       only install (remove) the CRDs
 #
 #   curl 'http://127.0.0.1:9090/api/v1/query?query=up'
 #
@@ -106,6 +107,15 @@ install_crds() {
     crd/prometheusrules.monitoring.coreos.com >/dev/null
 }
 
+# Removes the CRDs again (with every object of those kinds): the fault
+# tests' kwok-only cluster has none, and its test of "no CRDs, then CRDs"
+# leaves it that way.
+remove_crds() {
+  kubectl delete --ignore-not-found --wait=true \
+    crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com \
+    crd/prometheusrules.monitoring.coreos.com >/dev/null
+}
+
 up() {
   api_get /readyz >/dev/null 2>&1 ||
     die "the local cluster does not answer at $APISERVER_URL: start it first (make cluster-up)"
@@ -181,5 +191,8 @@ case "${1:-}" in
     ;;
   register) shift; register "$@" ;;
   unregister) shift; unregister "$@" ;;
-  *) echo "usage: $0 up|down|status|register NAME HOST:PORT|unregister NAME" >&2; exit 2 ;;
+  # Only the CRDs, on the cluster $BERTH_CLUSTER_DIR names (no Prometheus).
+  crds-up) install_crds ;;
+  crds-down) remove_crds ;;
+  *) echo "usage: $0 up|down|status|register NAME HOST:PORT|unregister NAME|crds-up|crds-down" >&2; exit 2 ;;
 esac

@@ -1,6 +1,8 @@
 //! Faults: two replicas with one leader, the API server and etcd stopped and
-//! started, the operator SIGKILLed in the middle of bursts of changes, and
-//! another client fighting over fields Berth owns.
+//! started, the operator SIGKILLed in the middle of bursts of changes,
+//! another client fighting over fields Berth owns, and the Prometheus
+//! Operator's CRDs missing, then installed, then removed (this kwok-only
+//! cluster is the one without them).
 //!
 //! These tests stop components of the cluster `BERTH_CLUSTER_DIR` names (the
 //! default local cluster when unset), so they are their own test binary, run
@@ -12,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_e2e::{
-    Env, MICROSERVICE_LABEL, Operator, TestNamespace, client, cluster_component, install_crd,
-    not_yet, within,
+    Env, MICROSERVICE_LABEL, Operator, TestNamespace, client, cluster_component, condition,
+    install_crd, not_yet, run_command, within, workspace_root,
 };
 use berth_operator::MicroService;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -589,4 +591,80 @@ async fn write_requests(url: &str) -> Option<f64> {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum(),
     )
+}
+
+/// `tests/cluster/prometheus/prometheus.sh crds-up|crds-down` on this cluster.
+fn monitoring_crds(action: &str) {
+    let mut cmd =
+        std::process::Command::new(workspace_root().join("tests/cluster/prometheus/prometheus.sh"));
+    cmd.arg(action);
+    run_command(cmd).unwrap();
+}
+
+/// The Monitored condition's (status, reason), once it describes the
+/// current generation.
+async fn monitored(env: &Env) -> anyhow::Result<Option<(String, String, String)>> {
+    let ms = env.microservices().get("item").await?;
+    Ok(condition(&ms, "Monitored")
+        .filter(|c| c.observed_generation == ms.metadata.generation)
+        .map(|c| (c.status, c.reason, c.message)))
+}
+
+#[tokio::test]
+async fn without_the_monitoring_crds_a_microservice_is_ready_and_says_why_until_they_come() {
+    monitoring_crds("crds-down");
+    let env = Env::new("nocrds").await;
+    env.apply_microservice("item", "image: registry.local/item:1.0.0\nport: 8081")
+        .await
+        .unwrap();
+    env.wait_ready("item").await.unwrap();
+    let (status, reason, message) = monitored(&env).await.unwrap().expect("Monitored");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AnnotationsOnly")
+    );
+    assert!(
+        message.contains("does not serve monitoring.coreos.com/v1 PodMonitor (not found)"),
+        "{message}"
+    );
+    let deployment = env.ns.api::<Deployment>().get("item").await.unwrap();
+    let template = deployment.spec.unwrap().template.metadata.unwrap();
+    assert_eq!(
+        template.annotations.unwrap_or_default()["prometheus.io/scrape"],
+        "true"
+    );
+
+    // Installed: the watch finds the kind within its 30 s retry, and every
+    // MicroService is looked at again.
+    monitoring_crds("crds-up");
+    let appeared = Instant::now();
+    within(
+        Duration::from_secs(90),
+        "the PodMonitor and its condition",
+        || async {
+            Ok(monitored(&env)
+                .await?
+                .filter(|(_, reason, _)| reason == "PodMonitorReady"))
+        },
+    )
+    .await
+    .unwrap();
+    println!("PodMonitor created {:?} after the CRDs", appeared.elapsed());
+    let pod_monitors: Api<berth_operator::desired::PodMonitor> = env.ns.api();
+    assert!(pod_monitors.get_opt("item").await.unwrap().is_some());
+
+    // Removed again (as this cluster was): back to annotations only, Ready throughout.
+    monitoring_crds("crds-down");
+    within(
+        Duration::from_secs(90),
+        "the condition says the kind is gone",
+        || async {
+            Ok(monitored(&env)
+                .await?
+                .filter(|(_, reason, _)| reason == "AnnotationsOnly"))
+        },
+    )
+    .await
+    .unwrap();
+    env.wait_ready("item").await.unwrap();
 }
