@@ -7,6 +7,7 @@
 
 mod disruption;
 mod in_cluster;
+mod monitoring;
 mod orders;
 mod pods;
 mod postgres;
