@@ -157,6 +157,7 @@ fn draft() -> impl Strategy<Value = Draft> {
         option::of(budget()),
         option::of(rolling_update()),
         option::of(shutdown()),
+        option::of(monitoring()),
     );
     let pod = (
         option::of(Just("default")),
@@ -172,7 +173,7 @@ fn draft() -> impl Strategy<Value = Draft> {
         |(
             (image, pull, command, args, replicas, port, service, resources),
             (env, env_from, overrides_dependency_url),
-            (health, autoscaling, budget, rolling_update, shutdown),
+            (health, autoscaling, budget, rolling_update, shutdown, monitoring),
             (
                 account,
                 pull_secrets,
@@ -208,6 +209,7 @@ fn draft() -> impl Strategy<Value = Draft> {
             set("disruptionBudget", budget);
             set("rollingUpdate", rolling_update);
             set("shutdown", shutdown);
+            set("monitoring", monitoring);
             set("serviceAccountName", account.map(Value::from));
             set(
                 "imagePullSecrets",
@@ -661,6 +663,32 @@ fn shutdown() -> impl Strategy<Value = Value> {
         }
         Value::Object(s)
     })
+}
+
+/// Any subset of the fields: off, another port or path, intervals in each unit.
+fn monitoring() -> impl Strategy<Value = Value> {
+    (
+        option::of(any::<bool>()),
+        option::of(1..=65535i32),
+        option::of("/[a-z]{0,8}(/[a-z0-9]{1,4})?"),
+        option::of((1..=600u32, select(vec!["ms", "s", "m", "h"]))),
+    )
+        .prop_map(|(enabled, port, path, interval)| {
+            let mut m = Map::new();
+            if let Some(e) = enabled {
+                m.insert("enabled".into(), json!(e));
+            }
+            if let Some(p) = port {
+                m.insert("port".into(), json!(p));
+            }
+            if let Some(p) = path {
+                m.insert("path".into(), json!(p));
+            }
+            if let Some((n, unit)) = interval {
+                m.insert("interval".into(), json!(format!("{n}{unit}")));
+            }
+            Value::Object(m)
+        })
 }
 
 fn rolling_update() -> impl Strategy<Value = Value> {

@@ -1,12 +1,13 @@
 //! The children Berth made in one namespace, captured as JSON (every
-//! Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget with
-//! the label `berth.dev/microservice`), and what changed between two captures:
+//! Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget and
+//! PodMonitor with the label `berth.dev/microservice`), and what changed between two captures:
 //! which child, which fields, and whether Berth's own field manager wrote it.
 //! The quiet-at-rest tests use it to prove that a reconcile wrote nothing, and
 //! to say exactly what changed when one did.
 
 use std::collections::BTreeMap;
 
+use berth_operator::desired::PodMonitor;
 use berth_operator::desired::labels::MICROSERVICE_LABEL;
 use berth_operator::microservice::MANAGER;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -37,13 +38,14 @@ pub struct ChildChange {
 }
 
 impl LiveChildren {
-    /// Lists every labelled child of the four kinds in `namespace`.
+    /// Lists every labelled child of the five kinds in `namespace`.
     pub async fn capture(client: &Client, namespace: &str) -> anyhow::Result<Self> {
         let mut objects = BTreeMap::new();
         objects.extend(labelled::<Deployment>(client, namespace).await?);
         objects.extend(labelled::<Service>(client, namespace).await?);
         objects.extend(labelled::<HorizontalPodAutoscaler>(client, namespace).await?);
         objects.extend(labelled::<PodDisruptionBudget>(client, namespace).await?);
+        objects.extend(labelled::<PodMonitor>(client, namespace).await?);
         Ok(Self { objects })
     }
 

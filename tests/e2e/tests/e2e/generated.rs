@@ -120,6 +120,11 @@ fn logged_writes(op: &Operator, from: &mut u64) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// Whether `ms` asks for monitoring (on unless `monitoring.enabled: false`).
+fn monitored(ms: &MicroService) -> bool {
+    ms.spec.monitoring.clone().unwrap_or_default().enabled()
+}
+
 /// For a child the operator applied although nothing changed: every field
 /// where the child Berth computes differs from the stored one.
 fn explain(kind: &str, name: &str, after: &Snapshot) -> String {
@@ -135,6 +140,7 @@ fn explain(kind: &str, name: &str, after: &Snapshot) -> String {
         "Service" => serde_json::to_value(&children.service).ok(),
         "HorizontalPodAutoscaler" => serde_json::to_value(&children.autoscaler).ok(),
         "PodDisruptionBudget" => serde_json::to_value(&children.disruption_budget).ok(),
+        "PodMonitor" => serde_json::to_value(&children.pod_monitor).ok(),
         _ => None,
     }
     .unwrap_or_default();
@@ -361,6 +367,9 @@ async fn converge(env: &Env, specs: &BTreeMap<String, GeneratedSpec>) -> anyhow:
             if ms.spec.disruption_budget.is_some() {
                 kinds.push("PodDisruptionBudget");
             }
+            if monitored(ms) {
+                kinds.push("PodMonitor");
+            }
             missing.extend(
                 kinds
                     .into_iter()
@@ -522,6 +531,7 @@ fn desired_children_of_any_generated_spec_are_berths() {
                 Some(&children.service.metadata),
                 children.autoscaler.as_ref().map(|h| &h.metadata),
                 children.disruption_budget.as_ref().map(|p| &p.metadata),
+                children.pod_monitor.as_ref().map(|p| &p.metadata),
             ];
             for meta in metas.into_iter().flatten() {
                 let labels = meta.labels.clone().unwrap_or_default();
@@ -544,6 +554,7 @@ fn desired_children_of_any_generated_spec_are_berths() {
             }
             prop_assert_eq!(children.autoscaler.is_some(), ms.spec.autoscaling.is_some());
             prop_assert_eq!(children.disruption_budget.is_some(), ms.spec.disruption_budget.is_some());
+            prop_assert_eq!(children.pod_monitor.is_some(), monitored(ms));
             let again = desired::children(ms, &deps).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(again, children, "the builders are deterministic");
         }

@@ -75,7 +75,8 @@ async fn a_converged_microservice_causes_no_writes_even_across_a_restart() {
             .metric_sum("berth_children_unchanged_total")
             .await
             .unwrap()
-            >= 4.0
+            >= 5.0,
+        "Deployment, Service, autoscaler, budget and PodMonitor found unchanged"
     );
 }
 
@@ -96,7 +97,7 @@ disruptionBudget: { maxUnavailable: "50%" }"#;
     let children = LiveChildren::capture(&env.client, &env.ns.name)
         .await
         .unwrap();
-    assert_eq!(children.objects.len(), 4, "every child exists");
+    assert_eq!(children.objects.len(), 5, "every child exists");
 
     // A no-op change to the MicroService makes the operator look again.
     let reconciles = env.operator.reconciles().await.unwrap();
