@@ -286,6 +286,66 @@ fn rendered_deployment_is_restricted_and_probed() {
     );
 }
 
+/// The monitoring the chart ships, off by default: the rules file as a
+/// PrometheusRule (the same file, not a copy) and one ConfigMap per
+/// dashboard for Grafana's sidecar; the API server (with the Prometheus
+/// Operator's CRDs, `make prometheus-up`) accepts them.
+#[test]
+fn monitoring_objects_render_from_the_shipped_files_and_the_api_server_takes_them() {
+    let docs = template(&[]).unwrap();
+    assert!(find(&docs, "PrometheusRule").is_empty() && find(&docs, "ConfigMap").is_empty());
+    let pod = &find(&docs, "Deployment")[0]["spec"]["template"]["metadata"];
+    assert_eq!(pod["annotations"]["prometheus.io/scrape"], "true");
+    assert_eq!(pod["annotations"]["prometheus.io/port"], "8080");
+
+    let docs = template(&[
+        "metrics.prometheusRule.enabled=true",
+        "dashboards.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+    ])
+    .unwrap();
+    let rule = find(&docs, "PrometheusRule")[0];
+    let file: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart_dir().join("rules/berth.rules.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rule["spec"], file, "the PrometheusRule is the rules file");
+    let dashboards = find(&docs, "ConfigMap");
+    assert_eq!(dashboards.len(), 2);
+    for cm in &dashboards {
+        assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+        let (name, json) = cm["data"].as_object().unwrap().iter().next().unwrap();
+        let shipped = std::fs::read_to_string(chart_dir().join("dashboards").join(name)).unwrap();
+        assert_eq!(json.as_str().unwrap().trim(), shipped.trim(), "{name}");
+    }
+    assert_eq!(
+        find(&docs, "ServiceMonitor")[0]["spec"]["endpoints"][0]["honorLabels"],
+        true,
+        "the per-MicroService gauges keep their namespace label"
+    );
+
+    let mut objects = String::new();
+    for doc in [rule].into_iter().chain(dashboards) {
+        // Into `default`: the release namespace need not exist for a dry run.
+        let mut doc = doc.clone();
+        doc["metadata"].as_object_mut().unwrap().remove("namespace");
+        objects.push_str("---\n");
+        objects.push_str(&serde_yaml::to_string(&doc).unwrap());
+    }
+    let path = std::env::temp_dir().join(format!("berth-monitoring-{}.yaml", std::process::id()));
+    std::fs::write(&path, objects).unwrap();
+    let mut cmd = kubectl();
+    cmd.args(["apply", "--dry-run=server", "-n", "default", "-f"])
+        .arg(&path);
+    let applied = run(cmd);
+    let _ = std::fs::remove_file(&path);
+    let applied = applied.unwrap();
+    assert!(
+        applied.contains("prometheusrule.monitoring.coreos.com/berth-operator created"),
+        "{applied}"
+    );
+}
+
 #[test]
 fn wrong_values_fail_with_a_message_naming_them() {
     for (set, message) in [
