@@ -11,7 +11,7 @@
 #   prometheus.sh up | down | status
 #   prometheus.sh register NAME HOST:PORT   scrape HOST:PORT's /metrics as job berth-operator
 #   prometheus.sh unregister NAME           stop scraping it
-#   prometheus.sh crds-up | crds-down       only install (remove) the CRDs
+#   prometheus.sh crd-files                 print the pinned CRD files' paths
 #
 #   curl 'http://127.0.0.1:9090/api/v1/query?query=up'
 #
@@ -91,27 +91,24 @@ reload() {
 # ServiceMonitor, PodMonitor and PrometheusRule (monitoring.coreos.com/v1)
 # from the pinned module (go.sum verifies it). Server-side: the CRDs are too
 # large for the last-applied annotation of a client-side apply.
-install_crds() {
-  command -v go >/dev/null || die "installing the Prometheus Operator's CRDs needs Go (go mod download); put it on PATH"
+crd_files() {
+  command -v go >/dev/null || die "the Prometheus Operator's CRDs need Go (go mod download); put it on PATH"
   local dir
   dir=$(cd "$cluster_src/tools/prometheus-operator" &&
     go mod download "$operator_module" && go list -m -f '{{.Dir}}' "$operator_module") ||
     die "cannot get $operator_module (tests/cluster/tools/prometheus-operator/go.mod) from the Go module proxy"
-  local crds=() kind
+  local kind
   for kind in servicemonitors podmonitors prometheusrules; do
-    crds+=(-f "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml")
+    echo "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml"
   done
-  kubectl apply --server-side --force-conflicts --field-manager=berth-cluster "${crds[@]}" >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s \
-    crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com \
-    crd/prometheusrules.monitoring.coreos.com >/dev/null
 }
 
-# Removes the CRDs again (with every object of those kinds): the fault
-# tests' kwok-only cluster has none, and its test of "no CRDs, then CRDs"
-# leaves it that way.
-remove_crds() {
-  kubectl delete --ignore-not-found --wait=true \
+install_crds() {
+  local files crds=() f
+  files=$(crd_files)
+  for f in $files; do crds+=(-f "$f"); done
+  kubectl apply --server-side --force-conflicts --field-manager=berth-cluster "${crds[@]}" >/dev/null
+  kubectl wait --for=condition=Established --timeout=60s \
     crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com \
     crd/prometheusrules.monitoring.coreos.com >/dev/null
 }
@@ -191,8 +188,8 @@ case "${1:-}" in
     ;;
   register) shift; register "$@" ;;
   unregister) shift; unregister "$@" ;;
-  # Only the CRDs, on the cluster $BERTH_CLUSTER_DIR names (no Prometheus).
-  crds-up) install_crds ;;
-  crds-down) remove_crds ;;
-  *) echo "usage: $0 up|down|status|register NAME HOST:PORT|unregister NAME|crds-up|crds-down" >&2; exit 2 ;;
+  # The CRD files (from the pinned module), for a test that installs and
+  # removes them itself, on the cluster its own client talks to.
+  crd-files) crd_files ;;
+  *) echo "usage: $0 up|down|status|register NAME HOST:PORT|unregister NAME|crd-files" >&2; exit 2 ;;
 esac

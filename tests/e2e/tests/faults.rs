@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use berth_e2e::{
     Env, MICROSERVICE_LABEL, Operator, TestNamespace, client, cluster_component, condition,
-    install_crd, not_yet, run_command, within, workspace_root,
+    install_crd, kubectl, not_yet, run_command, within, workspace_root,
 };
 use berth_operator::MicroService;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -593,12 +593,29 @@ async fn write_requests(url: &str) -> Option<f64> {
     )
 }
 
-/// `tests/cluster/prometheus/prometheus.sh crds-up|crds-down` on this cluster.
-fn monitoring_crds(action: &str) {
-    let mut cmd =
+/// Installs (`apply`) or removes (`delete`) the Prometheus Operator's CRDs
+/// (`prometheus.sh crd-files`: the pinned module's) on the cluster this
+/// test's own client talks to (`$KUBECONFIG`), whichever it is.
+fn monitoring_crds(verb: &str) {
+    let mut files =
         std::process::Command::new(workspace_root().join("tests/cluster/prometheus/prometheus.sh"));
-    cmd.arg(action);
+    files.arg("crd-files");
+    let files = run_command(files).unwrap();
+    let mut cmd = kubectl();
+    match verb {
+        "apply" => cmd.args(["apply", "--server-side", "--force-conflicts"]),
+        _ => cmd.args(["delete", "--ignore-not-found", "--wait=true"]),
+    };
+    for file in files.lines() {
+        cmd.args(["-f", file]);
+    }
     run_command(cmd).unwrap();
+    if verb == "apply" {
+        let mut wait = kubectl();
+        wait.args(["wait", "--for=condition=Established", "--timeout=60s"]);
+        wait.args(["crd/podmonitors.monitoring.coreos.com"]);
+        run_command(wait).unwrap();
+    }
 }
 
 /// The Monitored condition's (status, reason), once it describes the
@@ -612,7 +629,7 @@ async fn monitored(env: &Env) -> anyhow::Result<Option<(String, String, String)>
 
 #[tokio::test]
 async fn without_the_monitoring_crds_a_microservice_is_ready_and_says_why_until_they_come() {
-    monitoring_crds("crds-down");
+    monitoring_crds("delete");
     let env = Env::new("nocrds").await;
     env.apply_microservice("item", "image: registry.local/item:1.0.0\nport: 8081")
         .await
@@ -636,7 +653,7 @@ async fn without_the_monitoring_crds_a_microservice_is_ready_and_says_why_until_
 
     // Installed: the watch finds the kind within its 30 s retry, and every
     // MicroService is looked at again.
-    monitoring_crds("crds-up");
+    monitoring_crds("apply");
     let appeared = Instant::now();
     within(
         Duration::from_secs(90),
@@ -654,7 +671,7 @@ async fn without_the_monitoring_crds_a_microservice_is_ready_and_says_why_until_
     assert!(pod_monitors.get_opt("item").await.unwrap().is_some());
 
     // Removed again (as this cluster was): back to annotations only, Ready throughout.
-    monitoring_crds("crds-down");
+    monitoring_crds("delete");
     within(
         Duration::from_secs(90),
         "the condition says the kind is gone",
