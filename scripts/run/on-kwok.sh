@@ -4,7 +4,9 @@
 # scheduled and marked Ready but no process runs (sourced).
 
 # The operator is a process of tests/cluster/lib/process.sh (sourced by
-# run.sh): pid in $run_dir/operator.pid, log in $run_dir/operator.log.
+# run.sh): pid in $run_dir/operator.pid, log in $run_dir/operator.log;
+# registered with the local Prometheus as berth-run. The pods on kwok's nodes
+# are not scraped: nothing answers at their IPs.
 pids=$run_dir
 logs=$run_dir
 process_mark=target/debug/berth-operator
@@ -31,8 +33,12 @@ deploy_on_kwok() {
   wait_ready item order
 }
 
-# Waits 10 s for in-flight reconciles to finish, then kills.
-stop_host_operator() { stop_process operator 10; }
+# Waits 10 s for in-flight reconciles to finish, then kills; Prometheus stops
+# scraping it.
+stop_host_operator() {
+  stop_process operator 10
+  "$prometheus_sh" unregister berth-run
+}
 
 # Ready means: the socket on the metrics port is this operator's own (not
 # whatever else answers there), and it answers /readyz.
@@ -48,7 +54,12 @@ start_host_operator() {
     die "cannot start the operator on its metrics address (BERTH_RUN_METRICS_ADDR): $taken; $another_addr"
   fi
   spawn operator "$PWD/$process_mark" run --metrics-addr "$metrics_addr"
-  wait_started operator 30 "the operator's /readyz on $metrics_addr" own_operator_ready && return 0
+  if wait_started operator 30 "the operator's /readyz on $metrics_addr" own_operator_ready; then
+    # No pod discovery finds a process: it registers with the local Prometheus
+    # (job berth-operator, a file its file discovery reads within 5 s).
+    "$prometheus_sh" register berth-run "$metrics_addr"
+    return 0
+  fi
   if running operator && ! owns_port operator "$metrics_port" "$metrics_host"; then
     die "what listens on $metrics_addr is not the operator started here (pid $(pid_of operator)):" \
       "$(port_owner "$metrics_port" "$metrics_host"); $another_addr"

@@ -44,9 +44,12 @@ YAML
   done
   remove_kwok_examples
 
-  step "services: helm upgrade --install shop charts/berth-services -n $namespace"
+  # Prometheus scrapes both services every 10 s instead of the operator's
+  # default 30 s: the check after the requests (prometheus.sh) sees them sooner.
+  step "services: helm upgrade --install shop charts/berth-services -n $namespace (scraped every 10 s)"
   helm upgrade --install shop charts/berth-services -n "$namespace" \
     --set registry=berth.local --set imagePullPolicy=IfNotPresent \
+    --set item.monitoring.interval=10s --set order.monitoring.interval=10s \
     -f "$placement" --force-conflicts >/dev/null
   wait_ready item order
 }
