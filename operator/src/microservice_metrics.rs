@@ -28,8 +28,16 @@ pub struct MicroServiceGauges {
 }
 
 impl MicroServiceGauges {
-    pub fn register(&self, registry: &mut Registry) {
-        let families = [
+    /// Each family with its name and help, in one list for both
+    /// registering and clearing.
+    fn families(
+        &self,
+    ) -> [(
+        &'static str,
+        &'static str,
+        &Family<MicroServiceLabels, Gauge>,
+    ); 6] {
+        [
             (
                 "microservice_ready",
                 "1 while the MicroService's Ready condition is True, else 0",
@@ -60,8 +68,11 @@ impl MicroServiceGauges {
                 "Autoscaling maximum (only with autoscaling on)",
                 &self.max_replicas,
             ),
-        ];
-        for (name, help, family) in families {
+        ]
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        for (name, help, family) in self.families() {
             registry.register(name, help, family.clone());
         }
     }
@@ -69,14 +80,7 @@ impl MicroServiceGauges {
     /// Replaces every series with what `microservices` say now, so a deleted
     /// MicroService's series go away with it.
     pub fn observe<'a>(&self, microservices: impl IntoIterator<Item = &'a MicroService>) {
-        for family in [
-            &self.ready,
-            &self.replicas,
-            &self.ready_replicas,
-            &self.desired_replicas,
-            &self.min_replicas,
-            &self.max_replicas,
-        ] {
+        for (_, _, family) in self.families() {
             family.clear();
         }
         for ms in microservices {

@@ -105,105 +105,59 @@ fn is_berth_apply(shape: &str) {
     assert!(shape.contains("application/apply-patch+yaml"), "{shape}");
 }
 
+/// A child not in the cache is created: a GET that finds nothing (someone
+/// else's object of that name would be refused), Berth's forced apply, and a
+/// Created event. Returns the applied body and the event.
+async fn created(handle: &mut Handle, path: &str) -> (Value, Value) {
+    expect(handle, Method::GET, path, StatusCode::NOT_FOUND, |_| {
+        not_found()
+    })
+    .await;
+    let (shape, body) = expect(handle, Method::PATCH, path, StatusCode::OK, |b| b.clone()).await;
+    is_berth_apply(&shape);
+    let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
+    let (_, event) = expect(handle, Method::POST, events, StatusCode::CREATED, |b| {
+        b.clone()
+    })
+    .await;
+    (body, event)
+}
+
 #[tokio::test]
 async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
     let (ctx, mut handle) = context(Availability::Served);
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
 
-    let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
-    let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
-    expect(
+    let (body, event) = created(
         &mut handle,
-        Method::GET,
-        deployment,
-        StatusCode::NOT_FOUND,
-        |_| not_found(),
+        "/apis/apps/v1/namespaces/shop/deployments/item",
     )
     .await;
-    let (shape, body) = expect(
-        &mut handle,
-        Method::PATCH,
-        deployment,
-        StatusCode::OK,
-        |b| b.clone(),
-    )
-    .await;
-    is_berth_apply(&shape);
     assert_eq!(body["kind"], "Deployment");
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-item");
     assert_eq!(body["spec"]["replicas"], 1);
     assert!(body["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
-    let (_, event) = expect(
-        &mut handle,
-        Method::POST,
-        events,
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
     assert_eq!(
         (event["reason"].as_str(), event["type"].as_str()),
         (Some("Created"), Some("Normal"))
     );
     assert_eq!(event["regarding"]["kind"], "MicroService");
 
-    let service = "/api/v1/namespaces/shop/services/item";
-    expect(
-        &mut handle,
-        Method::GET,
-        service,
-        StatusCode::NOT_FOUND,
-        |_| not_found(),
-    )
-    .await;
-    let (shape, body) = expect(&mut handle, Method::PATCH, service, StatusCode::OK, |b| {
-        b.clone()
-    })
-    .await;
-    is_berth_apply(&shape);
+    let (body, _) = created(&mut handle, "/api/v1/namespaces/shop/services/item").await;
     assert_eq!(body["spec"]["ports"][0]["targetPort"], "http");
-    expect(
-        &mut handle,
-        Method::POST,
-        events,
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
 
     // No autoscaler or budget asked for and none cached: nothing to delete, no request.
-    let pod_monitor = "/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/item";
-    expect(
+    let (body, _) = created(
         &mut handle,
-        Method::GET,
-        pod_monitor,
-        StatusCode::NOT_FOUND,
-        |_| not_found(),
+        "/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/item",
     )
     .await;
-    let (shape, body) = expect(
-        &mut handle,
-        Method::PATCH,
-        pod_monitor,
-        StatusCode::OK,
-        |b| b.clone(),
-    )
-    .await;
-    is_berth_apply(&shape);
     assert_eq!(body["spec"]["podMetricsEndpoints"][0]["port"], "http");
     assert_eq!(
         body["spec"]["selector"]["matchLabels"]["berth.dev/microservice"],
         "item"
     );
-    expect(
-        &mut handle,
-        Method::POST,
-        events,
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
 
     let (shape, body) = expect(
         &mut handle,
