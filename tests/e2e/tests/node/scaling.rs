@@ -86,8 +86,12 @@ async fn scale_under_load(scenario: Scenario) {
             // share of the node's two cores enough to cross the target. The
             // limit makes one pod too small for the load, as in production:
             // it is throttled and its latency climbs until the new pods share it.
+            // The request is the limit, not half of it: an idle pod uses 2-5m
+            // (its probes every 2 s), and going back from 2 pods to 1 needs
+            // each under a quarter of the request (target 50 %); with 20m that
+            // was 5m, and scale-down stalled in a CI run.
             "resources": {
-                "requests": { "cpu": "20m", "memory": "32Mi" },
+                "requests": { "cpu": "40m", "memory": "32Mi" },
                 "limits": { "cpu": "40m" },
             },
             "autoscaling": scenario.autoscaling,
