@@ -148,6 +148,21 @@ async fn realize(
     ctx: &Context,
     deps: &[dependencies::ResolvedDependency],
 ) -> Result<Realized, Error> {
+    // What changed is told even when a later child fails.
+    let mut changed = Changed::default();
+    let realized = realize_children(ms, ctx, deps, &mut changed).await;
+    for (reason, action, note) in changed.events(&ms.name_any()) {
+        publish(ctx, ms, EventType::Normal, reason, action, &note).await;
+    }
+    realized
+}
+
+async fn realize_children(
+    ms: &MicroService,
+    ctx: &Context,
+    deps: &[dependencies::ResolvedDependency],
+    changed: &mut Changed,
+) -> Result<Realized, Error> {
     let stores = &ctx.stores;
     let children = desired::children(ms, deps)?;
     let name = ms.name_any();
@@ -173,19 +188,27 @@ async fn realize(
     }
     // One line per child kind; each is applied if it differs, deleted if the
     // spec no longer asks for it, and reported as an event when it changed.
-    let deployment = sync(ctx, ms, &stores.deployments, Some(desired_deployment)).await?;
-    sync(ctx, ms, &stores.services, Some(children.service)).await?;
-    let autoscaler = sync(ctx, ms, &stores.autoscalers, children.autoscaler).await?;
+    let deployment = sync(
+        ctx,
+        ms,
+        changed,
+        &stores.deployments,
+        Some(desired_deployment),
+    )
+    .await?;
+    sync(ctx, ms, changed, &stores.services, Some(children.service)).await?;
+    let autoscaler = sync(ctx, ms, changed, &stores.autoscalers, children.autoscaler).await?;
     sync(
         ctx,
         ms,
+        changed,
         &stores.disruption_budgets,
         children.disruption_budget,
     )
     .await?;
     // Only where the cluster serves the kind; otherwise the status says so.
     let pod_monitor = match stores.pod_monitors_served() {
-        Availability::Served => sync(ctx, ms, &stores.pod_monitors, children.pod_monitor)
+        Availability::Served => sync(ctx, ms, changed, &stores.pod_monitors, children.pod_monitor)
             .await?
             .is_some(),
         Availability::NotServed(_) | Availability::Unknown => false,
@@ -198,10 +221,11 @@ async fn realize(
 }
 
 /// Makes the cluster hold `desired`, or no child of this kind when `None`,
-/// and reports what changed. Returns the child as it is now.
+/// and notes what changed. Returns the child as it is now.
 async fn sync<K: Child>(
     ctx: &Context,
     ms: &MicroService,
+    changed: &mut Changed,
     store: &Store<K>,
     desired: Option<K>,
 ) -> Result<Option<Arc<K>>, Error> {
@@ -209,12 +233,12 @@ async fn sync<K: Child>(
     match desired {
         Some(child) => {
             let ensured = ensure(ctx, ms, store, child).await?;
-            report(ctx, ms, &kind, ensured.outcome).await;
+            changed.note(&kind, ensured.outcome);
             Ok(Some(ensured.object))
         }
         None => {
             let outcome = ensure_absent(ctx, ms, store, &ms.name_any()).await?;
-            report(ctx, ms, &kind, outcome).await;
+            changed.note(&kind, outcome);
             Ok(None)
         }
     }
@@ -271,16 +295,50 @@ pub fn status_patch(status: &MicroServiceStatus) -> serde_json::Value {
     })
 }
 
-/// A Kubernetes event for a child that was created, updated or deleted.
-async fn report(ctx: &Context, ms: &MicroService, kind: &str, outcome: Outcome) {
-    let (reason, verb) = match outcome {
-        Outcome::Created => ("Created", "created"),
-        Outcome::Updated => ("Updated", "updated"),
-        Outcome::Deleted => ("Deleted", "deleted"),
-        Outcome::Unchanged | Outcome::Absent => return,
-    };
-    let note = format!("{kind} {} {verb}", ms.name_any());
-    publish(ctx, ms, EventType::Normal, reason, kind, &note).await;
+/// The children one pass created, updated and deleted, told as at most one
+/// event for each ("Deployment, Service and PodMonitor item created"), not
+/// one per child: a new MicroService costs one Event create, not four.
+#[derive(Debug, Default, PartialEq)]
+struct Changed {
+    created: Vec<String>,
+    updated: Vec<String>,
+    deleted: Vec<String>,
+}
+
+impl Changed {
+    fn note(&mut self, kind: &str, outcome: Outcome) {
+        let list = match outcome {
+            Outcome::Created => &mut self.created,
+            Outcome::Updated => &mut self.updated,
+            Outcome::Deleted => &mut self.deleted,
+            Outcome::Unchanged | Outcome::Absent => return,
+        };
+        list.push(kind.to_owned());
+    }
+
+    /// (reason, action, note) of each event to publish, for MicroService `name`.
+    fn events(&self, name: &str) -> Vec<(&'static str, &'static str, String)> {
+        [
+            ("Created", "Apply", "created", &self.created),
+            ("Updated", "Apply", "updated", &self.updated),
+            ("Deleted", "Delete", "deleted", &self.deleted),
+        ]
+        .into_iter()
+        .filter(|(_, _, _, kinds)| !kinds.is_empty())
+        .map(|(reason, action, verb, kinds)| {
+            (reason, action, format!("{} {name} {verb}", listed(kinds)))
+        })
+        .collect()
+    }
+}
+
+/// "A", "A and B", "A, B and C".
+fn listed(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// Publishes an event; a failure to do so is logged, never fails the reconcile.
@@ -302,5 +360,39 @@ async fn publish(
     match ctx.recorder.publish(&event, &ms.object_ref(&())).await {
         Ok(()) => ctx.metrics.wrote("Event", "create"),
         Err(error) => tracing::warn!(%error, reason, "could not publish event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_event_per_kind_of_change_names_every_child() {
+        let mut changed = Changed::default();
+        for kind in ["Deployment", "Service", "PodMonitor"] {
+            changed.note(kind, Outcome::Created);
+        }
+        changed.note("HorizontalPodAutoscaler", Outcome::Unchanged);
+        changed.note("PodDisruptionBudget", Outcome::Deleted);
+        assert_eq!(
+            changed.events("item"),
+            vec![
+                (
+                    "Created",
+                    "Apply",
+                    "Deployment, Service and PodMonitor item created".to_string()
+                ),
+                (
+                    "Deleted",
+                    "Delete",
+                    "PodDisruptionBudget item deleted".to_string()
+                ),
+            ]
+        );
+        assert!(
+            Changed::default().events("item").is_empty(),
+            "no change, no event"
+        );
     }
 }

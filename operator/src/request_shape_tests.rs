@@ -106,21 +106,16 @@ fn is_berth_apply(shape: &str) {
 }
 
 /// A child not in the cache is created: a GET that finds nothing (someone
-/// else's object of that name would be refused), Berth's forced apply, and a
-/// Created event. Returns the applied body and the event.
-async fn created(handle: &mut Handle, path: &str) -> (Value, Value) {
+/// else's object of that name would be refused), then Berth's forced apply.
+/// Returns the applied body.
+async fn created(handle: &mut Handle, path: &str) -> Value {
     expect(handle, Method::GET, path, StatusCode::NOT_FOUND, |_| {
         not_found()
     })
     .await;
     let (shape, body) = expect(handle, Method::PATCH, path, StatusCode::OK, |b| b.clone()).await;
     is_berth_apply(&shape);
-    let events = "/apis/events.k8s.io/v1/namespaces/shop/events";
-    let (_, event) = expect(handle, Method::POST, events, StatusCode::CREATED, |b| {
-        b.clone()
-    })
-    .await;
-    (body, event)
+    body
 }
 
 #[tokio::test]
@@ -129,7 +124,7 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
 
-    let (body, event) = created(
+    let body = created(
         &mut handle,
         "/apis/apps/v1/namespaces/shop/deployments/item",
     )
@@ -138,17 +133,12 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
     assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-item");
     assert_eq!(body["spec"]["replicas"], 1);
     assert!(body["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
-    assert_eq!(
-        (event["reason"].as_str(), event["type"].as_str()),
-        (Some("Created"), Some("Normal"))
-    );
-    assert_eq!(event["regarding"]["kind"], "MicroService");
 
-    let (body, _) = created(&mut handle, "/api/v1/namespaces/shop/services/item").await;
+    let body = created(&mut handle, "/api/v1/namespaces/shop/services/item").await;
     assert_eq!(body["spec"]["ports"][0]["targetPort"], "http");
 
     // No autoscaler or budget asked for and none cached: nothing to delete, no request.
-    let (body, _) = created(
+    let body = created(
         &mut handle,
         "/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/item",
     )
@@ -158,6 +148,25 @@ async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
         body["spec"]["selector"]["matchLabels"]["berth.dev/microservice"],
         "item"
     );
+
+    // One event names the three children created.
+    let (_, event) = expect(
+        &mut handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/shop/events",
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+    assert_eq!(
+        (event["reason"].as_str(), event["type"].as_str()),
+        (Some("Created"), Some("Normal"))
+    );
+    assert_eq!(
+        event["note"],
+        "Deployment, Service and PodMonitor item created"
+    );
+    assert_eq!(event["regarding"]["kind"], "MicroService");
 
     let (shape, body) = expect(
         &mut handle,
