@@ -411,6 +411,8 @@ impl<K: Child> Watched<K> {
                         _ => None,
                     };
                     match (&availability, learned) {
+                        // What the optional kind's watch says about the
+                        // kind itself; a kind not served is no failure.
                         (Some(tx), Some(now)) => {
                             failing.store(false, Ordering::Relaxed);
                             let changed = tx.send_if_modified(|a| {
@@ -425,7 +427,7 @@ impl<K: Child> Watched<K> {
                                 (false, _) => {}
                             }
                         }
-                        // An optional kind that is not served is no failure.
+                        // Everything else, as for any watch.
                         (Some(_), None) | (None, _) => {
                             if let Err(error) = &event {
                                 tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
