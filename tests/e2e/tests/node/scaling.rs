@@ -86,13 +86,16 @@ async fn scale_under_load(scenario: Scenario) {
             // share of the node's two cores enough to cross the target. The
             // limit makes one pod too small for the load, as in production:
             // it is throttled and its latency climbs until the new pods share it.
-            // The request is the limit, not half of it: an idle pod uses 2-5m
-            // (its probes every 2 s), and going back from 2 pods to 1 needs
-            // each under a quarter of the request (target 50 %); with 20m that
-            // was 5m, and scale-down stalled in a CI run.
+            // Not smaller: going back from 2 pods to 1 needs each under a
+            // quarter of the request (target 50 %), and under the trickle a
+            // pod uses several millicores (its probes every 2 s, the
+            // requests): with 20m or 30m scale-down stalled. The limit stays
+            // twice the request, so one busy pod asks for all three at once;
+            // with request = limit it asked for two, both stayed throttled,
+            // and under CI load their probes failed and the pods restarted.
             "resources": {
                 "requests": { "cpu": "40m", "memory": "32Mi" },
-                "limits": { "cpu": "40m" },
+                "limits": { "cpu": "80m" },
             },
             "autoscaling": scenario.autoscaling,
         }),
