@@ -264,6 +264,10 @@ impl Process {
             "{name}-{port}-{}.log",
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        // A file of that name may be left from an earlier run (same port and
+        // counter); its lines would be read as this process's. Restarts of
+        // this process append (`spawn`), a new process starts empty.
+        let _ = std::fs::remove_file(&log);
         let mut process = Self {
             child: None,
             binary: binary.to_owned(),
