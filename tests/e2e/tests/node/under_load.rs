@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::support::{
-    image_tag, is_ready, require_real_node, service_spec, service_url, wait_pod_ready,
+    http, image_tag, is_ready, require_real_node, send, service_spec, service_url, wait_pod_ready,
 };
 
 /// Held by a scenario for as long as it sends load.
@@ -61,6 +61,15 @@ pub async fn item(prefix: &str, extra: Value) -> Item {
     let url = service_url(&env.client, &env.ns.name, "item")
         .await
         .unwrap();
+    // Ready pods are not yet a routed Service: kube-proxy writes the
+    // ClusterIP's rules a moment later, and until then connections are
+    // refused. A scenario's load starts once the Service answers.
+    let response = send("item's Service answers", || {
+        http().get(format!("{url}/v1/items?limit=1"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200, "{response:?}");
     Item {
         env,
         spec,
