@@ -18,6 +18,8 @@ pub struct Context {
     pub stores: Stores,
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
+    /// How often a MicroService is looked at again with no event.
+    pub resync: Duration,
     backoff: Mutex<HashMap<ObjectRef<MicroService>, u32>>,
 }
 
@@ -36,6 +38,7 @@ impl Context {
             client,
             stores,
             metrics,
+            resync: crate::reconcile::RESYNC,
             backoff: Mutex::default(),
         }
     }

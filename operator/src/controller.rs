@@ -36,6 +36,8 @@ pub struct Settings {
     /// Cut cached objects' managedFields down to Berth's entry (off only to
     /// measure what that saves).
     pub trim_cache: bool,
+    /// How often every MicroService is looked at again with no event.
+    pub resync: Duration,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             concurrency: 8,
             debounce: Duration::from_millis(500),
             trim_cache: true,
+            resync: crate::reconcile::RESYNC,
         }
     }
 }
@@ -130,7 +133,9 @@ pub fn start(
         stores: Some(stores.clone()),
     };
     let client_for_checks = client.clone();
-    let ctx = Arc::new(Context::new(client, stores.clone(), metrics));
+    let mut ctx = Context::new(client, stores.clone(), metrics);
+    ctx.resync = settings.resync;
+    let ctx = Arc::new(ctx);
 
     let all = stores.microservices.clone();
     let bookkeeping = ctx.clone();

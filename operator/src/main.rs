@@ -91,6 +91,10 @@ struct RunArgs {
     /// Keep every managedFields entry in the cache (for the memory benchmark's "before").
     #[arg(long, hide = true, global = true)]
     untrimmed_cache: bool,
+    /// Seconds between looks at every MicroService with no event (the
+    /// scale benchmark shortens it to measure a full resync).
+    #[arg(long, hide = true, default_value_t = 600, global = true)]
+    resync_seconds: u64,
 }
 
 #[tokio::main]
@@ -145,6 +149,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
         trim_cache: !args.untrimmed_cache,
+        resync: Duration::from_secs(args.resync_seconds),
         ..Settings::default()
     };
     let shutdown = {

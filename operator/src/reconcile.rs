@@ -26,20 +26,21 @@ use crate::microservice::{MANAGER, MicroService, MicroServiceStatus};
 use crate::status::{self, FailureReason, MonitorObserved, Observed};
 use crate::{dependencies, desired};
 
-/// How often a MicroService is looked at again with no event. Cheap: nothing
-/// is written for children that are already right.
+/// How often a MicroService is looked at again with no event, by default
+/// (`Settings::resync`). Cheap: nothing is written for children that are
+/// already right.
 pub const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a MicroService blocked by someone else's object is looked at again.
 const CONFLICT_RETRY: Duration = Duration::from_secs(30);
 
 /// When to look again at a MicroService whose spec cannot be realised.
-fn retry_after(reason: FailureReason) -> Duration {
+fn retry_after(reason: FailureReason, resync: Duration) -> Duration {
     match reason {
         // A conflicting object carries no Berth label, so its removal
         // triggers nothing: look again soon.
         FailureReason::ChildConflict => CONFLICT_RETRY,
         // A refused child waits for a spec change, which triggers a reconcile.
-        FailureReason::InvalidChild => RESYNC,
+        FailureReason::InvalidChild => resync,
     }
 }
 
@@ -89,7 +90,7 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
                 monitor: monitor_observed(&kind, observed_children.pod_monitor),
             };
             write_status(ms, ctx, observed).await?;
-            Ok(Action::requeue(RESYNC))
+            Ok(Action::requeue(ctx.resync))
         }
         Err(error) => match error.as_failure() {
             // Retrying cannot help until the spec (or the conflicting object)
@@ -119,7 +120,7 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
                     )
                     .await;
                 }
-                Ok(Action::requeue(retry_after(failure.reason)))
+                Ok(Action::requeue(retry_after(failure.reason, ctx.resync)))
             }
             None => Err(error),
         },
