@@ -72,6 +72,12 @@ pub fn controlled_by<K: Resource>(live: &K, ms: &MicroService) -> bool {
         .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
+/// A `resourceVersion` no stored object has. An apply that carries it
+/// creates the object when it is absent (a create ignores the field) and is
+/// refused with 409 Conflict when any object of that name exists (an update
+/// must match it): a create-only apply, in one request.
+const NO_OBJECT_HAS_THIS_VERSION: &str = "1";
+
 /// Makes the cluster hold `desired`: nothing is sent when the cached child is
 /// already up to date; otherwise a forced server-side apply.
 pub async fn ensure<K: Child>(
@@ -84,16 +90,29 @@ pub async fn ensure<K: Child>(
     let kind = K::kind(&()).into_owned();
     let full_name = format!("{namespace}/{name}");
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
-    // The caches only hold objects carrying Berth's label, so a miss is
-    // confirmed with a GET: an unlabeled object of the same name belongs to
-    // someone else and must not be taken over by a forced apply.
+    // The caches only hold objects carrying Berth's label, so a miss does not
+    // mean the name is free: an unlabeled object of that name belongs to
+    // someone else and must not be taken over by a forced apply. The miss is
+    // tried as a create-only apply; only a refusal (something is there, or
+    // the cache lags behind Berth's own create) costs a GET to see whose.
     let live = match Stores::child(store, &name, &namespace) {
         Some(live) => Some(live),
-        None => api
-            .get_opt(&name)
-            .await
-            .map_err(Error::api("get", &kind, &full_name))?
-            .map(Arc::new),
+        None => match create_only(&api, &desired).await {
+            Ok(created) => {
+                ctx.metrics.wrote(&kind, "apply");
+                tracing::info!(%kind, %namespace, %name, "created child");
+                return Ok(Ensured {
+                    object: Arc::new(created),
+                    outcome: Outcome::Created,
+                });
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => api
+                .get_opt(&name)
+                .await
+                .map_err(Error::api("get", &kind, &full_name))?
+                .map(Arc::new),
+            Err(error) => return Err(Error::api("apply", &kind, &full_name)(error)),
+        },
     };
     if let Some(live) = &live {
         if !controlled_by(live.as_ref(), ms) {
@@ -129,6 +148,19 @@ pub async fn ensure<K: Child>(
         object: Arc::new(applied),
         outcome,
     })
+}
+
+/// Applies `desired` only if no object of its name exists (see
+/// [`NO_OBJECT_HAS_THIS_VERSION`]).
+async fn create_only<K: Child>(api: &Api<K>, desired: &K) -> Result<K, kube::Error> {
+    let mut desired = desired.clone();
+    desired.meta_mut().resource_version = Some(NO_OBJECT_HAS_THIS_VERSION.into());
+    api.patch(
+        &desired.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&desired),
+    )
+    .await
 }
 
 /// Deletes the child `name` of kind `K` if it exists and is ours. The uid

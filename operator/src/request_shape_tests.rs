@@ -95,31 +95,77 @@ fn condition(apply: &Value, type_: &str) -> (String, String) {
     )
 }
 
-fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
-}
-
 fn is_berth_apply(shape: &str) {
     assert!(shape.contains("fieldManager=berth-operator"), "{shape}");
     assert!(shape.contains("force=true"), "{shape}");
     assert!(shape.contains("application/apply-patch+yaml"), "{shape}");
 }
 
-/// A child not in the cache is created: a GET that finds nothing (someone
-/// else's object of that name would be refused), then Berth's forced apply.
-/// Returns the applied body.
+/// A child not in the cache is created by one create-only apply: Berth's
+/// forced apply with a `resourceVersion` no object has, so an object already
+/// there (someone else's) refuses it. Returns the applied body.
 async fn created(handle: &mut Handle, path: &str) -> Value {
-    expect(handle, Method::GET, path, StatusCode::NOT_FOUND, |_| {
-        not_found()
-    })
-    .await;
     let (shape, body) = expect(handle, Method::PATCH, path, StatusCode::OK, |b| b.clone()).await;
     is_berth_apply(&shape);
+    assert_eq!(body["metadata"]["resourceVersion"], "1", "create-only");
     body
 }
 
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+           "message": "Operation cannot be fulfilled on deployments.apps \"item\": the object has been modified"})
+}
+
 #[tokio::test]
-async fn first_reconcile_gets_applies_reports_and_writes_status_in_order() {
+async fn a_name_taken_by_someone_else_is_read_and_reported_not_taken_over() {
+    let (ctx, mut handle) = context(Availability::NotServed("not found".into()));
+    let ms = Arc::new(microservice("item"));
+    let reconciling = tokio::spawn(reconcile(ms, ctx));
+    let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
+    // The create-only apply is refused: something has the name.
+    let (_, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        deployment,
+        StatusCode::CONFLICT,
+        |_| conflict(),
+    )
+    .await;
+    assert_eq!(body["metadata"]["resourceVersion"], "1");
+    // Only now a GET: whose is it? Not Berth's (no controller reference).
+    expect(&mut handle, Method::GET, deployment, StatusCode::OK, |_| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "item", "namespace": "shop", "uid": "someone-else", "resourceVersion": "7"}})
+    })
+    .await;
+    // No forced apply follows; the status says who is in the way.
+    let (_, body) = expect(
+        &mut handle,
+        Method::PATCH,
+        STATUS,
+        StatusCode::OK,
+        with_applied_status,
+    )
+    .await;
+    assert_eq!(
+        condition(&body, "Degraded"),
+        ("True".into(), "ChildConflict".into())
+    );
+    let (_, event) = expect(
+        &mut handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/shop/events",
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await;
+    assert_eq!(event["reason"], "ChildConflict");
+    reconciling.await.unwrap().expect("reported, not an error");
+    assert!(handle.next_request().await.is_none(), "no further request");
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_reports_and_writes_status_in_order() {
     let (ctx, mut handle) = context(Availability::Served);
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
@@ -200,14 +246,6 @@ async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
     let ms = Arc::new(microservice("item"));
     let reconciling = tokio::spawn(reconcile(ms, ctx));
     let deployment = "/apis/apps/v1/namespaces/shop/deployments/item";
-    expect(
-        &mut handle,
-        Method::GET,
-        deployment,
-        StatusCode::NOT_FOUND,
-        |_| not_found(),
-    )
-    .await;
     expect(&mut handle, Method::PATCH, deployment, StatusCode::UNPROCESSABLE_ENTITY, |_| {
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
                "message": "Deployment.apps \"item\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value"})

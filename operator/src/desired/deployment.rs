@@ -99,16 +99,22 @@ fn strategy(user: Option<&RollingUpdate>) -> DeploymentStrategy {
 }
 
 /// Sets the replicas of a Deployment about to be created with autoscaling on:
-/// `spec.replicas` kept within the autoscaler's range.
+/// `spec.replicas` kept within the autoscaler's range. A start at one needs
+/// nothing: that is Kubernetes' default for an unset count, and leaving it
+/// unset spares the hand-over (two more writes) on the next pass.
 pub fn start_within_autoscaling_range(
     deployment: Deployment,
     autoscaling: &Autoscaling,
     replicas: i32,
 ) -> Deployment {
+    let max = autoscaling.max_replicas.max(autoscaling.min_replicas);
+    let start = replicas.clamp(autoscaling.min_replicas, max);
+    if start == 1 {
+        return deployment;
+    }
     let mut deployment = deployment;
     if let Some(spec) = deployment.spec.as_mut() {
-        let max = autoscaling.max_replicas.max(autoscaling.min_replicas);
-        spec.replicas = Some(replicas.clamp(autoscaling.min_replicas, max));
+        spec.replicas = Some(start);
     }
     // The hash must say that this apply set replicas, so the next pass sees a
     // difference and hands them over.

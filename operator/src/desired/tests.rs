@@ -335,6 +335,13 @@ fn a_new_autoscaled_deployment_starts_inside_the_range() {
         hash(&plain),
         "the next pass must see the hand-over is due"
     );
-    let started = start_within_autoscaling_range(plain, &autoscaling, 4);
+    let started = start_within_autoscaling_range(plain.clone(), &autoscaling, 4);
     assert_eq!(started.spec.unwrap().replicas, Some(4));
+    let from_one: crate::microservice::Autoscaling =
+        serde_json::from_value(serde_json::json!({"minReplicas": 1, "maxReplicas": 3})).unwrap();
+    assert_eq!(
+        start_within_autoscaling_range(plain.clone(), &from_one, 1),
+        plain,
+        "a start at Kubernetes' default needs no count, so no hand-over follows"
+    );
 }
