@@ -22,15 +22,36 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// A context whose caches are empty and whose cluster serves PodMonitors or not.
 fn context(pod_monitor_kind: Availability) -> (Arc<Context>, Handle) {
+    context_with(pod_monitor_kind, &[])
+}
+
+/// A store holding `objects` (JSON of kind `K`), as a watch would have filled it.
+fn store<K>(objects: &[Value]) -> reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+{
+    let (store, mut writer) = reflector::store();
+    for object in objects
+        .iter()
+        .filter(|o| o["kind"] == K::kind(&()).as_ref())
+    {
+        let object: K = serde_json::from_value(object.clone()).unwrap();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(object));
+    }
+    store
+}
+
+/// A context whose caches hold `children`.
+fn context_with(pod_monitor_kind: Availability, children: &[Value]) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let stores = Stores {
         microservices: reflector::store().0,
-        deployments: reflector::store().0,
-        services: reflector::store().0,
-        autoscalers: reflector::store().0,
-        disruption_budgets: reflector::store().0,
-        pod_monitors: reflector::store().0,
+        deployments: store(children),
+        services: store(children),
+        autoscalers: store(children),
+        disruption_budgets: store(children),
+        pod_monitors: store(children),
         pod_monitor_kind: tokio::sync::watch::channel(pod_monitor_kind).1,
     };
     (
@@ -164,40 +185,38 @@ async fn a_name_taken_by_someone_else_is_read_and_reported_not_taken_over() {
     assert!(handle.next_request().await.is_none(), "no further request");
 }
 
-#[tokio::test]
-async fn first_reconcile_creates_reports_and_writes_status_in_order() {
-    let (ctx, mut handle) = context(Availability::Served);
-    let ms = Arc::new(microservice("item"));
-    let reconciling = tokio::spawn(reconcile(ms, ctx));
+/// The three children a first reconcile creates, as it applied them.
+async fn first_reconcile(handle: &mut Handle) -> Vec<Value> {
+    let deployment = created(handle, "/apis/apps/v1/namespaces/shop/deployments/item").await;
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["uid"],
+        "uid-item"
+    );
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert!(deployment["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
 
-    let body = created(
-        &mut handle,
-        "/apis/apps/v1/namespaces/shop/deployments/item",
-    )
-    .await;
-    assert_eq!(body["kind"], "Deployment");
-    assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "uid-item");
-    assert_eq!(body["spec"]["replicas"], 1);
-    assert!(body["metadata"]["annotations"]["berth.dev/spec-hash"].is_string());
-
-    let body = created(&mut handle, "/api/v1/namespaces/shop/services/item").await;
-    assert_eq!(body["spec"]["ports"][0]["targetPort"], "http");
+    let service = created(handle, "/api/v1/namespaces/shop/services/item").await;
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
 
     // No autoscaler or budget asked for and none cached: nothing to delete, no request.
-    let body = created(
-        &mut handle,
+    let pod_monitor = created(
+        handle,
         "/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/item",
     )
     .await;
-    assert_eq!(body["spec"]["podMetricsEndpoints"][0]["port"], "http");
     assert_eq!(
-        body["spec"]["selector"]["matchLabels"]["berth.dev/microservice"],
+        pod_monitor["spec"]["podMetricsEndpoints"][0]["port"],
+        "http"
+    );
+    assert_eq!(
+        pod_monitor["spec"]["selector"]["matchLabels"]["berth.dev/microservice"],
         "item"
     );
 
     // One event names the three children created.
     let (_, event) = expect(
-        &mut handle,
+        handle,
         Method::POST,
         "/apis/events.k8s.io/v1/namespaces/shop/events",
         StatusCode::CREATED,
@@ -213,7 +232,33 @@ async fn first_reconcile_creates_reports_and_writes_status_in_order() {
         "Deployment, Service and PodMonitor item created"
     );
     assert_eq!(event["regarding"]["kind"], "MicroService");
+    vec![deployment, service, pod_monitor]
+}
 
+#[tokio::test]
+async fn first_reconcile_creates_and_reports_then_waits_for_the_deployments_news() {
+    let (ctx, mut handle) = context(Availability::Served);
+    let reconciling = tokio::spawn(reconcile(Arc::new(microservice("item")), ctx));
+    first_reconcile(&mut handle).await;
+    // No status yet: a Deployment just created has none to report.
+    let action = reconciling.await.unwrap().expect("reconcile succeeds");
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(crate::reconcile::STATUS_AFTER_CREATE)
+    );
+    assert!(handle.next_request().await.is_none(), "no further request");
+}
+
+#[tokio::test]
+async fn the_next_pass_sends_only_the_status() {
+    let (ctx, mut handle) = context(Availability::Served);
+    let reconciling = tokio::spawn(reconcile(Arc::new(microservice("item")), ctx));
+    let children = first_reconcile(&mut handle).await;
+    reconciling.await.unwrap().unwrap();
+
+    // The watches now hold the children as applied: nothing to apply again.
+    let (ctx, mut handle) = context_with(Availability::Served, &children);
+    let reconciling = tokio::spawn(reconcile(Arc::new(microservice("item")), ctx));
     let (shape, body) = expect(
         &mut handle,
         Method::PATCH,
@@ -234,7 +279,6 @@ async fn first_reconcile_creates_reports_and_writes_status_in_order() {
         condition(&body, "Monitored"),
         ("True".into(), "PodMonitorReady".into())
     );
-
     reconciling.await.unwrap().expect("reconcile succeeds");
     // The reconcile dropped the client: no request was left unanswered or unexpected.
     assert!(handle.next_request().await.is_none(), "no further request");
