@@ -9,10 +9,10 @@
 //! a change, and a relist (after a watch gap) is compared with the store it
 //! replaces, so an object deleted while the watch was down is reported too.
 //!
-//! Children are cached whole because the reconciler compares them with what it
-//! would apply and skips the write when they already match; their
-//! `managedFields` are cut down to Berth's own entry, the only one it reads,
-//! which keeps memory low at scale.
+//! Objects are cached slim ([`crate::slim`]): what the reconciler reads, and
+//! in place of the fields Berth applies a digest of them, enough to tell
+//! whether a child is already what Berth would apply; memory stays low at
+//! scale.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,10 +31,11 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource};
 
-use crate::apply::{Child, is_own_apply};
+use crate::apply::Child;
 use crate::desired::PodMonitor;
 use crate::desired::labels::MICROSERVICE_LABEL;
 use crate::microservice::MicroService;
+use crate::slim::Slim;
 
 /// Buffer of each change stream: how far a slow subscriber may lag before the
 /// watch waits for it.
@@ -274,7 +275,7 @@ struct Watches {
 }
 
 impl Watches {
-    fn watch<K: Child>(&self, config: watcher::Config) -> Watched<K> {
+    fn watch<K: Child + Slim>(&self, config: watcher::Config) -> Watched<K> {
         let api = match &self.namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
@@ -285,7 +286,7 @@ impl Watches {
     /// A child kind the cluster may not serve: as [`Watches::child`], but the
     /// watch reports whether the kind exists instead of counting against
     /// readiness while it does not.
-    fn optional_child<K: Child>(
+    fn optional_child<K: Child + Slim>(
         &self,
         availability: tokio::sync::watch::Sender<Availability>,
     ) -> (
@@ -304,7 +305,7 @@ impl Watches {
 
     /// A child kind: found by Berth's label (anything without it is not ours
     /// to read); its changes trigger the MicroService that controls it.
-    fn child<K: Child>(
+    fn child<K: Child + Slim>(
         &self,
     ) -> (
         Store<K>,
@@ -350,7 +351,7 @@ struct Watched<K: Resource<DynamicType = ()> + Clone + 'static> {
     availability: Option<tokio::sync::watch::Sender<Availability>>,
 }
 
-impl<K: Child> Watched<K> {
+impl<K: Child + Slim> Watched<K> {
     fn new(api: Api<K>, config: watcher::Config, health: &WatchHealth, trim: bool) -> Self {
         let (store, writer) = reflector::store();
         Self {
@@ -400,7 +401,7 @@ impl<K: Child> Watched<K> {
                 })
                 .modify(move |obj| {
                     if trim {
-                        keep_own_managed_fields(obj);
+                        obj.slim();
                     }
                 })
                 .reflect(writer)
@@ -548,14 +549,6 @@ impl Iterator for RetryDelay {
 impl kube::runtime::utils::Backoff for RetryDelay {
     fn reset(&mut self) {
         self.ok_since.get_or_insert_with(Instant::now);
-    }
-}
-
-/// Drops every `managedFields` entry except Berth's own apply (read by the
-/// replicas hand-over), to keep cached objects small.
-fn keep_own_managed_fields<K: Resource>(obj: &mut K) {
-    if let Some(fields) = obj.meta_mut().managed_fields.as_mut() {
-        fields.retain(is_own_apply);
     }
 }
 

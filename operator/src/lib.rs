@@ -24,6 +24,7 @@ pub mod microservice;
 pub mod microservice_metrics;
 pub mod quantity;
 pub mod reconcile;
+pub mod slim;
 pub mod status;
 pub mod telemetry;
 

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use crate::cache::{Availability, Stores};
 use crate::context::Context;
-use crate::desired::fixtures::microservice;
+use crate::desired::fixtures::{microservice, stored_by_berth};
 use crate::metrics::Metrics;
 use crate::reconcile::reconcile;
+use crate::slim::Slim;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -25,17 +26,19 @@ fn context(pod_monitor_kind: Availability) -> (Arc<Context>, Handle) {
     context_with(pod_monitor_kind, &[])
 }
 
-/// A store holding `objects` (JSON of kind `K`), as a watch would have filled it.
+/// A store holding `objects` (JSON bodies of Berth's applies of kind `K`), as
+/// the API server stores them and the watch caches them.
 fn store<K>(objects: &[Value]) -> reflector::Store<K>
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + Slim,
 {
     let (store, mut writer) = reflector::store();
     for object in objects
         .iter()
         .filter(|o| o["kind"] == K::kind(&()).as_ref())
     {
-        let object: K = serde_json::from_value(object.clone()).unwrap();
+        let mut object: K = serde_json::from_value(stored_by_berth(object)).unwrap();
+        object.slim();
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(object));
     }
     store

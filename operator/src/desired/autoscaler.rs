@@ -4,8 +4,9 @@
 //! from the custom metrics API) and `behavior` passed through as written.
 
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
-    MetricIdentifier, MetricSpec, MetricTarget, PodsMetricSource, ResourceMetricSource,
+    CrossVersionObjectReference, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
+    MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
@@ -53,10 +54,26 @@ pub fn desired_autoscaler(
             min_replicas: Some(autoscaling.min_replicas),
             max_replicas: autoscaling.max_replicas,
             metrics: Some(metrics),
-            behavior: autoscaling.behavior.clone(),
+            behavior: without_empty_rules(autoscaling.behavior.clone()),
         }),
         status: None,
     })))
+}
+
+/// `behavior` without empty parts: `{}` and `scaleUp: {}` mean the
+/// autoscaler's defaults, as leaving them out does. Sent, they are owned
+/// empty, and the defaults the API server fills into them would read as
+/// someone else's change ([`crate::drift`]).
+fn without_empty_rules(
+    behavior: Option<HorizontalPodAutoscalerBehavior>,
+) -> Option<HorizontalPodAutoscalerBehavior> {
+    let empty = HPAScalingRules::default();
+    let behavior = behavior?;
+    let rules = HorizontalPodAutoscalerBehavior {
+        scale_up: behavior.scale_up.filter(|r| *r != empty),
+        scale_down: behavior.scale_down.filter(|r| *r != empty),
+    };
+    (rules != HorizontalPodAutoscalerBehavior::default()).then_some(rules)
 }
 
 fn utilization(resource: &str, percent: i32) -> MetricSpec {
@@ -153,5 +170,27 @@ mod tests {
             ms.spec.autoscaling.as_ref().unwrap().behavior
         );
         assert_snapshot("requests-per-second-autoscaler", &hpa);
+    }
+
+    #[test]
+    fn empty_behavior_rules_are_left_out_as_the_defaults_they_mean() {
+        let behavior = |json| serde_json::from_value(json).unwrap();
+        assert_eq!(
+            without_empty_rules(Some(behavior(serde_json::json!({})))),
+            None
+        );
+        assert_eq!(
+            without_empty_rules(Some(behavior(
+                serde_json::json!({"scaleUp": {}, "scaleDown": {}})
+            ))),
+            None
+        );
+        let down = behavior(serde_json::json!({"scaleDown": {"stabilizationWindowSeconds": 30}}));
+        assert_eq!(
+            without_empty_rules(Some(behavior(
+                serde_json::json!({"scaleUp": {}, "scaleDown": {"stabilizationWindowSeconds": 30}})
+            ))),
+            Some(down)
+        );
     }
 }

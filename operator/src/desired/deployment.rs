@@ -181,6 +181,14 @@ fn pod_spec(ms: &MicroService, deps: &[ResolvedDependency]) -> PodSpec {
 /// The user's `env`, then one `<DEP>_URL` per dependency the user did not set themselves.
 fn environment(ms: &MicroService, deps: &[ResolvedDependency]) -> Vec<EnvVar> {
     let mut env = ms.spec.env.clone();
+    // A `fieldRef` is owned whole (an atomic struct), so the API server's
+    // default inside it would read as a change Berth did not make: say it.
+    for field_ref in env
+        .iter_mut()
+        .filter_map(|e| e.value_from.as_mut()?.field_ref.as_mut())
+    {
+        field_ref.api_version.get_or_insert_with(|| "v1".into());
+    }
     for dep in deps {
         let name = env_var_name(&dep.name);
         if !env.iter().any(|e| e.name == name) {

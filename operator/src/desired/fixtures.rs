@@ -126,3 +126,34 @@ tolerations: [{ key: dedicated, operator: Equal, value: shop, effect: NoSchedule
 "#,
     )
 }
+
+/// `applied` (the JSON body of one of Berth's applies) as the API server
+/// stores it: the fields it set, owned by Berth's apply entry.
+pub fn stored_by_berth(applied: &serde_json::Value) -> serde_json::Value {
+    fn fields(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| (format!("f:{k}"), fields(v)))
+                .collect(),
+            _ => serde_json::json!({}),
+        }
+    }
+    let mut owned = applied.clone();
+    let object = owned.as_object_mut().expect("an object");
+    object.remove("apiVersion");
+    object.remove("kind");
+    if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        for key in ["name", "namespace", "resourceVersion"] {
+            meta.remove(key);
+        }
+    }
+    let mut stored = applied.clone();
+    stored["metadata"]["managedFields"] = serde_json::json!([{
+        "manager": crate::microservice::MANAGER,
+        "operation": "Apply",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields(&owned),
+    }]);
+    stored
+}

@@ -103,13 +103,18 @@ pub(crate) fn with_spec_hash<K: Resource + serde::Serialize>(mut obj: K) -> K {
             obj.meta_mut().annotations = None;
         }
     }
-    let bytes = serde_json::to_vec(&obj).expect("k8s objects serialize");
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = fnv1a(&serde_json::to_vec(&obj).expect("k8s objects serialize"));
     obj.annotations_mut()
         .insert(SPEC_HASH_ANNOTATION.into(), format!("{hash:016x}"));
     obj
+}
+
+/// FNV-1a, 64 bits: a stable hash of `bytes` (the same in every build, unlike
+/// std's hasher), for the spec hash and the drift digests.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

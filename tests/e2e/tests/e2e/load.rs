@@ -176,10 +176,10 @@ async fn scales_up_under_load_and_down_after_it_without_the_operator_touching_re
         owners.iter().all(|o| !o.starts_with("berth-operator/")),
         "berth-operator never owns spec.replicas with autoscaling on: {owners:?}"
     );
-    assert!(
-        owners.iter().any(|o| o.ends_with("/scale")),
-        "the HPA set spec.replicas through the scale subresource: {owners:?}"
-    );
+    // Who scaled is not in managedFields: Berth created the Deployment with
+    // spec.replicas unset (a start at one), and the API server records no
+    // owner when the scale subresource changes a field nobody owned. That
+    // the operator did not is counted below: no Deployment write.
 
     let removed = Instant::now();
     load.send(IDLE).unwrap();
