@@ -30,9 +30,9 @@ use crate::{dependencies, desired};
 /// (`Settings::resync`). Cheap: nothing is written for children that are
 /// already right.
 pub const RESYNC: Duration = Duration::from_secs(600);
-/// How soon a MicroService whose Deployment was just created is looked at
+/// How soon a MicroService whose Deployment was just written is looked at
 /// again if the Deployment's status news has not triggered a pass before.
-pub const STATUS_AFTER_CREATE: Duration = Duration::from_secs(5);
+pub const DEPLOYMENT_NEWS_WAIT: Duration = Duration::from_secs(5);
 /// How soon a MicroService blocked by someone else's object is looked at again.
 const CONFLICT_RETRY: Duration = Duration::from_secs(30);
 
@@ -83,13 +83,14 @@ async fn reconcile_inner(ms: &MicroService, ctx: &Context) -> Result<Action, Err
     });
 
     match realize(ms, ctx, &deps).await {
-        // A Deployment created this pass has no status yet: what a status
-        // written now would say (no pod, not Ready) is out of date within a
-        // second, when the Deployment's first status news triggers the next
-        // pass. Waiting for that news saves a write per new MicroService;
-        // the requeue bounds the wait if the news never comes.
-        Ok(observed_children) if observed_children.deployment_created => {
-            Ok(Action::requeue(STATUS_AFTER_CREATE))
+        // A Deployment created or changed this pass has no status for it
+        // yet: what a status written now would say (no pod, or the old
+        // rollout) is out of date within a second, when the Deployment
+        // controller's news triggers the next pass. Waiting for that news
+        // saves a write per new or changed MicroService; the requeue bounds
+        // the wait if the news never comes.
+        Ok(observed_children) if observed_children.deployment_written => {
+            Ok(Action::requeue(DEPLOYMENT_NEWS_WAIT))
         }
         Ok(observed_children) => {
             let kind = stores.pod_monitors_served();
@@ -151,8 +152,8 @@ fn monitor_observed(kind: &Availability, exists: bool) -> MonitorObserved<'_> {
 /// The children as the cluster has them after this pass.
 struct Realized {
     deployment: Option<Arc<Deployment>>,
-    /// The Deployment did not exist before this pass.
-    deployment_created: bool,
+    /// The Deployment was created or changed this pass.
+    deployment_written: bool,
     autoscaler: Option<Arc<HorizontalPodAutoscaler>>,
     pod_monitor: bool,
 }
@@ -229,10 +230,11 @@ async fn realize_children(
     };
     Ok(Realized {
         deployment,
-        deployment_created: changed
-            .created
-            .iter()
-            .any(|kind| kind == <Deployment as k8s_openapi::Resource>::KIND),
+        deployment_written: [&changed.created, &changed.updated].iter().any(|kinds| {
+            kinds
+                .iter()
+                .any(|k| k == <Deployment as k8s_openapi::Resource>::KIND)
+        }),
         autoscaler,
         pod_monitor,
     })

@@ -247,7 +247,7 @@ async fn first_reconcile_creates_and_reports_then_waits_for_the_deployments_news
     let action = reconciling.await.unwrap().expect("reconcile succeeds");
     assert_eq!(
         action,
-        kube::runtime::controller::Action::requeue(crate::reconcile::STATUS_AFTER_CREATE)
+        kube::runtime::controller::Action::requeue(crate::reconcile::DEPLOYMENT_NEWS_WAIT)
     );
     assert!(handle.next_request().await.is_none(), "no further request");
 }
