@@ -1,6 +1,13 @@
 # Scale benchmark of the operator (bench/scale/): on a cluster of its own
 # (~/.cache/berth/cluster-scale, other ports), never the shared default one.
-.PHONY: bench-scale
+# Settings pass through: QUIET (s, > RESYNC), RESYNC (the operator's
+# --resync-seconds in the quiet interval), CONCURRENCY (the operator's
+# --concurrency and the floors' parallel kubectl processes), PARALLEL,
+# OLD_FLOOR=1 (also the floor of earlier rounds); see bench/scale/run.sh.
+.PHONY: bench-scale bench-scale-10k
 
-bench-scale: ## scale benchmark: N=100/500/1000 MicroServices (override: make bench-scale N="100 500" QUIET=120); results in target/bench-scale
+bench-scale: ## scale benchmark: N=100/500/1000 MicroServices against a fair floor, quiet interval with one full resync (override: make bench-scale N="100 500" QUIET=120 RESYNC=60 CONCURRENCY=8 OLD_FLOOR=1); results in target/bench-scale
 	BERTH_CLUSTER_DIR=$${BENCH_CLUSTER_DIR:-$(HOME)/.cache/berth/cluster-scale} QUIET=$${QUIET:-180} bench/scale/run.sh $(N)
+
+bench-scale-10k: ## scale benchmark of the operator alone (bench/scale/run.sh --operator-only): N=10000 MicroServices at replicas 0, no autoscaling, no pods: converge, requests and bytes per MicroService, restart, one resync, API server APF figures (override: N=2000); results in target/bench-scale
+	BERTH_CLUSTER_DIR=$${BENCH_CLUSTER_DIR:-$(HOME)/.cache/berth/cluster-scale} QUIET=$${QUIET:-180} bench/scale/run.sh --operator-only $(N)
