@@ -270,10 +270,13 @@ async fn scale_under_load(scenario: Scenario) {
         writes, 0.0,
         "Berth wrote the Deployment while the HPA scaled it"
     );
+    // Who scaled is not always in managedFields: a Deployment created at one
+    // replica has spec.replicas unset (nobody owns it), and the API server
+    // records no owner when the scale subresource changes a field nobody
+    // owned. That Berth did not scale is the write count above.
     assert!(
-        owners.iter().all(|o| !o.starts_with("berth-operator/"))
-            && owners.iter().any(|o| o.ends_with("/scale")),
-        "the HPA, not Berth, owns spec.replicas: {owners:?}"
+        owners.iter().all(|o| !o.starts_with("berth-operator/")),
+        "Berth does not own spec.replicas while the HPA scales: {owners:?}"
     );
     let active = condition(&ms, "ScalingActive").unwrap();
     assert_eq!(active.status, "True", "{active:?}");
