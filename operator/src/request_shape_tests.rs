@@ -107,6 +107,32 @@ fn with_applied_status(apply: &Value) -> Value {
     ms
 }
 
+/// The next request is a status apply: answered as the API server would.
+/// Returns its shape and body.
+async fn next_status_apply(handle: &mut Handle) -> (String, Value) {
+    expect(
+        handle,
+        Method::PATCH,
+        STATUS,
+        StatusCode::OK,
+        with_applied_status,
+    )
+    .await
+}
+
+/// The next request is an Event create: answered, and its body returned.
+async fn next_event(handle: &mut Handle) -> Value {
+    expect(
+        handle,
+        Method::POST,
+        "/apis/events.k8s.io/v1/namespaces/shop/events",
+        StatusCode::CREATED,
+        |b| b.clone(),
+    )
+    .await
+    .1
+}
+
 /// The status and reason of condition `type_` in a status apply.
 fn condition(apply: &Value, type_: &str) -> (String, String) {
     let found = apply["status"]["conditions"]
@@ -163,26 +189,12 @@ async fn a_name_taken_by_someone_else_is_read_and_reported_not_taken_over() {
     })
     .await;
     // No forced apply follows; the status says who is in the way.
-    let (_, body) = expect(
-        &mut handle,
-        Method::PATCH,
-        STATUS,
-        StatusCode::OK,
-        with_applied_status,
-    )
-    .await;
+    let body = next_status_apply(&mut handle).await.1;
     assert_eq!(
         condition(&body, "Degraded"),
         ("True".into(), "ChildConflict".into())
     );
-    let (_, event) = expect(
-        &mut handle,
-        Method::POST,
-        "/apis/events.k8s.io/v1/namespaces/shop/events",
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
+    let event = next_event(&mut handle).await;
     assert_eq!(event["reason"], "ChildConflict");
     reconciling.await.unwrap().expect("reported, not an error");
     assert!(handle.next_request().await.is_none(), "no further request");
@@ -218,14 +230,7 @@ async fn first_reconcile(handle: &mut Handle) -> Vec<Value> {
     );
 
     // One event names the three children created.
-    let (_, event) = expect(
-        handle,
-        Method::POST,
-        "/apis/events.k8s.io/v1/namespaces/shop/events",
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
+    let event = next_event(handle).await;
     assert_eq!(
         (event["reason"].as_str(), event["type"].as_str()),
         (Some("Created"), Some("Normal"))
@@ -262,14 +267,7 @@ async fn the_next_pass_sends_only_the_status() {
     // The watches now hold the children as applied: nothing to apply again.
     let (ctx, mut handle) = context_with(Availability::Served, &children);
     let reconciling = tokio::spawn(reconcile(Arc::new(microservice("item")), ctx));
-    let (shape, body) = expect(
-        &mut handle,
-        Method::PATCH,
-        STATUS,
-        StatusCode::OK,
-        with_applied_status,
-    )
-    .await;
+    let (shape, body) = next_status_apply(&mut handle).await;
     is_berth_apply(&shape);
     assert_eq!(body["kind"], "MicroService");
     assert_eq!(body["status"]["observedGeneration"], 1);
@@ -298,14 +296,7 @@ async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
                "message": "Deployment.apps \"item\" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value"})
     })
     .await;
-    let (_, body) = expect(
-        &mut handle,
-        Method::PATCH,
-        STATUS,
-        StatusCode::OK,
-        with_applied_status,
-    )
-    .await;
+    let body = next_status_apply(&mut handle).await.1;
     // No PodMonitor kind: nothing was asked for it, and the status says why.
     assert_eq!(
         condition(&body, "Monitored"),
@@ -328,14 +319,7 @@ async fn an_invalid_child_becomes_a_condition_not_a_retry_loop() {
             .unwrap()
             .contains("resources.requests")
     );
-    let (_, event) = expect(
-        &mut handle,
-        Method::POST,
-        "/apis/events.k8s.io/v1/namespaces/shop/events",
-        StatusCode::CREATED,
-        |b| b.clone(),
-    )
-    .await;
+    let event = next_event(&mut handle).await;
     assert_eq!(
         (event["type"].as_str(), event["reason"].as_str()),
         (Some("Warning"), Some("InvalidChild"))
