@@ -213,15 +213,19 @@ pub fn is_own_apply(entry: &ManagedFieldsEntry) -> bool {
 
 /// Whether Berth's own apply currently owns `spec.replicas` of `live`.
 pub fn owns_replicas(live: &Deployment) -> bool {
-    live.managed_fields().iter().any(|entry| {
-        is_own_apply(entry)
-            && entry
-                .fields_v1
-                .as_ref()
-                .and_then(|f| f.0.get("f:spec"))
-                .and_then(|spec| spec.get("f:replicas"))
-                .is_some()
-    })
+    live.managed_fields()
+        .iter()
+        .any(|entry| is_own_apply(entry) && sets_replicas(entry))
+}
+
+/// Whether the field set of `entry` holds `spec.replicas`.
+pub fn sets_replicas(entry: &ManagedFieldsEntry) -> bool {
+    entry
+        .fields_v1
+        .as_ref()
+        .and_then(|f| f.0.get("f:spec"))
+        .and_then(|spec| spec.get("f:replicas"))
+        .is_some()
 }
 
 /// The replica count to hand to the autoscaler: the current one, kept within

@@ -42,8 +42,7 @@ pub fn up_to_date<K: serde::Serialize + Resource>(desired: &K, live: &K) -> bool
     };
     hash(desired).is_some()
         && hash(desired) == hash(live)
-        && desired_digest(desired).is_some()
-        && desired_digest(desired) == owned_digest(live)
+        && desired_digest(desired).is_some_and(|d| Some(d) == owned_digest(live))
 }
 
 /// The digest of what applying `desired` sets.

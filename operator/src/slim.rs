@@ -19,7 +19,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ObjectMeta};
 use kube::Resource;
 
-use crate::apply::is_own_apply;
+use crate::apply::{is_own_apply, sets_replicas};
 use crate::desired::{PodMonitor, SPEC_HASH_ANNOTATION};
 use crate::drift::{DIGEST_ANNOTATION, owned_digest};
 use crate::microservice::MicroService;
@@ -105,13 +105,7 @@ fn slim_child<K: Resource<DynamicType = ()> + serde::Serialize>(child: &mut K) {
         .flatten()
         .find(is_own_apply)
         .map(|mut entry| {
-            let replicas = entry
-                .fields_v1
-                .as_ref()
-                .and_then(|f| f.0.get("f:spec"))
-                .and_then(|spec| spec.get("f:replicas"))
-                .is_some();
-            entry.fields_v1 = Some(FieldsV1(if replicas {
+            entry.fields_v1 = Some(FieldsV1(if sets_replicas(&entry) {
                 serde_json::json!({"f:spec": {"f:replicas": {}}})
             } else {
                 serde_json::json!({})
