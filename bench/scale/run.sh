@@ -91,7 +91,7 @@ CLK=$(getconf CLK_TCK)
 
 tests/cluster/up.sh >/dev/null
 cargo build --release -q -p berth-operator
-BIN=$ROOT/target/release/berth-operator
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth-operator
 "$K" apply --server-side -f crds/microservice.yaml >/dev/null
 "$K" wait --for=condition=Established crd/microservices.berth.dev >/dev/null
 
