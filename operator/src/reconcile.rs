@@ -377,7 +377,11 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    match ctx.recorder.publish(&event, &ms.object_ref(&())).await {
+    match ctx
+        .recorder(type_)
+        .publish(&event, &ms.object_ref(&()))
+        .await
+    {
         Ok(()) => ctx.metrics.wrote("Event", "create"),
         Err(error) => tracing::warn!(%error, reason, "could not publish event"),
     }
