@@ -61,6 +61,7 @@ PARALLEL=${PARALLEL:-4}
 OLD_FLOOR=${OLD_FLOOR:-0}
 TIMEOUT=${TIMEOUT:-1800}
 DEFAULT_RESYNC=600 # the operator's --resync-seconds default (operator/src/main.rs)
+PAGE_SIZE=$(sed -n 's/^const PAGE_SIZE: u32 = \([0-9]*\);/\1/p' operator/src/cache.rs) # objects per list page (operator/src/cache.rs)
 if ((RESYNC < 10 || QUIET <= RESYNC)); then
   echo "QUIET ($QUIET s) must be longer than RESYNC ($RESYNC s, at least 10) so one full resync falls inside the quiet interval" >&2
   exit 2
@@ -341,7 +342,7 @@ restart_operator() { # n ns what extra-args...
   RESTART_ALL=$(now)
   sleep 5
   log "$what: ready (caches synced) in ${ready}s; all $n reconciled in ${all}s; writes after restart: $(metric berth_api_writes_total) (must be 0); children found unchanged: $(metric berth_children_unchanged_total)"
-  log "  list requests (pages of 500): $(verb_by_resource list); RSS $(mb "$(rss_kb "$OP")"), peak $(mb "$(hwm_kb "$OP")"), CPU $(cpu_s "$OP")s; requests: $(requests_by_verb)"
+  log "  list requests (pages of $PAGE_SIZE): $(verb_by_resource list); RSS $(mb "$(rss_kb "$OP")"), peak $(mb "$(hwm_kb "$OP")"), CPU $(cpu_s "$OP")s; requests: $(requests_by_verb)"
 }
 
 # QUIET seconds with no change, the operator running with --resync-seconds

@@ -41,7 +41,7 @@ use crate::slim::Slim;
 /// watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 1024;
 /// Objects per list page when a watch (re)starts.
-const PAGE_SIZE: u32 = 500;
+const PAGE_SIZE: u32 = 100;
 /// Watch retry delays: kube's default grows to 30 s, so after a 20 s API
 /// server outage (plus the `410 Expired` every watch gets from a restarted
 /// API server's empty watch cache) the caches stayed stale for half a minute
