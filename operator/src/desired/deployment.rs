@@ -47,7 +47,10 @@ pub fn desired_deployment(
         spec: Some(pod_spec(ms, deps)),
     };
     Ok(with_spec_hash(Deployment {
-        metadata: child_meta(ms)?,
+        metadata: ObjectMeta {
+            labels: Some(labels::versioned(ms)),
+            ..child_meta(ms)?
+        },
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector {

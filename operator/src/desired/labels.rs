@@ -21,13 +21,24 @@ pub fn selector_string(ms: &MicroService) -> String {
     format!("{MICROSERVICE_LABEL}={}", ms.name_any())
 }
 
-/// Labels on every child object: the standard `app.kubernetes.io/*` set plus the selector.
+/// Labels on every child object: the standard `app.kubernetes.io/*` set plus
+/// the selector. Not the version: see [`versioned`].
 pub fn common(ms: &MicroService) -> BTreeMap<String, String> {
     let mut labels = selector(ms);
     labels.insert("app.kubernetes.io/name".into(), ms.name_any());
     labels.insert("app.kubernetes.io/instance".into(), ms.name_any());
     labels.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
     labels.insert("app.kubernetes.io/part-of".into(), "berth".into());
+    labels
+}
+
+/// [`common`] plus `app.kubernetes.io/version` (the image tag), for the
+/// Deployment and its pods: what runs a version. On the Service, autoscaler,
+/// disruption budget and PodMonitor it would make every image change rewrite
+/// all of them, three writes instead of one per MicroService in an update
+/// wave (bench/scale/results.md), for a label nothing selects on.
+pub fn versioned(ms: &MicroService) -> BTreeMap<String, String> {
+    let mut labels = common(ms);
     if let Some(version) = image_tag(&ms.spec.image) {
         labels.insert("app.kubernetes.io/version".into(), version);
     }
@@ -38,7 +49,7 @@ pub fn common(ms: &MicroService) -> BTreeMap<String, String> {
 /// CRD refuses a `podLabels` entry for the selector key).
 pub fn pod(ms: &MicroService) -> BTreeMap<String, String> {
     let mut labels = ms.spec.pod_labels.clone();
-    labels.extend(common(ms));
+    labels.extend(versioned(ms));
     labels
 }
 

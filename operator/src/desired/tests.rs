@@ -276,6 +276,21 @@ fn labels_select_by_microservice_and_keep_user_pod_labels() {
 }
 
 #[test]
+fn an_image_change_changes_the_deployment_and_no_other_child() {
+    let before = children(&full(), &[]).unwrap();
+    let mut ms = full();
+    ms.spec.image = "registry.local/order:2.4.0".into();
+    let after = children(&ms, &[]).unwrap();
+    assert_ne!(after.deployment, before.deployment);
+    let deployment_labels = after.deployment.metadata.labels.as_ref().unwrap();
+    assert_eq!(deployment_labels["app.kubernetes.io/version"], "2.4.0");
+    assert_eq!(after.service, before.service);
+    assert_eq!(after.autoscaler, before.autoscaler);
+    assert_eq!(after.disruption_budget, before.disruption_budget);
+    assert_eq!(after.pod_monitor, before.pod_monitor);
+}
+
+#[test]
 fn startup_probe_gets_attempts_for_its_timeout() {
     let ms = from_yaml(
         "item",
