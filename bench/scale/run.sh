@@ -228,6 +228,7 @@ measure() { # check... -- sender...
   while [[ $1 != -- ]]; do check+=("$1"); shift; done
   shift
   local mark t0 sender; mark=$(mktemp); t0=$(now)
+  MEASURE_T0=$t0 # for a later mark of the same run (the wave's rollout)
   { "$@"; now >"$mark"; } &
   sender=$!
   until "${check[@]}"; do
@@ -559,6 +560,8 @@ bench() {
   log "update wave: all $n Deployments on the new image ${wave_s}s after the first apply (sent in ${SENT_S}s); writes +$(($(metric berth_api_writes_total) - w0)); peak RSS $(mb "$(hwm_kb "$OP")"); CPU $(cpu_s "$OP")s"
   log "  requests by verb: $(requests_by_verb)"
   rolled_out "$ns"
+  local wave_rolled_s; wave_rolled_s=$(since "$MEASURE_T0")
+  log "  rolled out (every Deployment's pods updated and ready): ${wave_rolled_s}s after the first apply"
   autoscalers_active "$ns" "$n"
   settle >/dev/null
 
@@ -591,6 +594,9 @@ bench() {
   measure images_are "$floor" "$n" 2 -- in_parallel "$CONCURRENCY" "$OUT/floor-$n-deployments.yaml" patch --type=json \
     -p '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.local/app:2"}]'
   log "update-wave floor: $n Deployments' image patched by kubectl patch x$CONCURRENCY, all on the new image in ${DONE_S}s (sent in ${SENT_S}s); Berth wave/floor wave = $(ratio "$wave_s" "$DONE_S")"
+  rolled_out "$floor"
+  local floor_rolled_s; floor_rolled_s=$(since "$MEASURE_T0")
+  log "  rolled out: ${floor_rolled_s}s after the first patch; Berth/floor rolled out = $(ratio "$wave_rolled_s" "$floor_rolled_s")"
   "$K" delete namespace "$floor" --wait=true --timeout="${TIMEOUT}s" >/dev/null
 
   if [[ $OLD_FLOOR == 1 ]]; then
