@@ -35,7 +35,7 @@ chart-package: ## package both charts into target/chart/ (the CRD symlink is pac
 
 operator-image: ## build the operator's container image with podman or buildah (needs registry access for the base images)
 	engine=$$(command -v podman || command -v buildah || command -v docker) && \
-	$$engine build -f operator/Containerfile -t berth/berth-operator:dev .
+	$$engine build -f Containerfile --target berth-operator -t berth/berth-operator:dev .
 
-operator-image-check: ## without registry access: the Containerfiles' scratch stages around static binaries (operator, item, order), run by buildah (chroot)
+operator-image-check: ## without registry access: the Containerfile's scratch stages around static binaries (operator, item, order), run by buildah (chroot)
 	tests/chart/image-runtime-check.sh

@@ -1,5 +1,5 @@
 # Berth's container images without a registry (scripts/images.sh): the host's
-# static binaries on the Containerfiles' own scratch stages, built by buildah
+# static binaries on the Containerfile's own scratch stages, built by buildah
 # into OCI archives under ~/.cache/berth/images, then imported into the local
 # cluster's node (its containerd, namespace k8s.io), where the kubelet finds
 # them as berth.local/<image>:<tag>. Two tags by default: the workspace

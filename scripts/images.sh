@@ -12,12 +12,13 @@
 # or else the workspace version in Cargo.toml, which is the charts' appVersion.
 # The label org.opencontainers.image.version=<tag> gives each tag its own digest.
 #
-# The Containerfiles' build stage pulls rust:alpine, out of reach here, so:
+# The Containerfile's build stage pulls rust:alpine, out of reach here, so:
 #  1. one cargo build of the three binaries, statically linked against glibc
 #     (crt-static; the musl target cannot be installed here), into
 #     $BERTH_STATIC_TARGET_DIR (~/.cache/berth/static-target), outside the repo;
-#  2. each Containerfile's final stage (`FROM scratch` to the end) with its
-#     `COPY --from=build /X /X` turned into `COPY X /X`, built by buildah
+#  2. each image's own stage of the Containerfile (`FROM scratch AS <image>`
+#     to the next FROM) with its `COPY --from=build /X /X` turned into
+#     `COPY X /X`, built by buildah
 #     (chroot isolation) in storage of its own, ~/.cache/berth/buildah. vfs,
 #     not overlay: a one-layer image has nothing to share, and vfs leaves no
 #     mounts behind. --timestamp 0: the same inputs give the same digest.
@@ -61,9 +62,9 @@ default_tag=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' 
 pause_version=$(cat tests/cluster/versions/pause)
 
 declare -A containerfile=(
-  [berth-operator]=operator/Containerfile
-  [item-service]=services/item/Containerfile
-  [order-service]=services/order/Containerfile
+  [berth-operator]=Containerfile
+  [item-service]=Containerfile
+  [order-service]=Containerfile
   [pause]=tests/cluster/pause/Containerfile
 )
 tags=() wanted=() load=auto
@@ -137,14 +138,23 @@ for image in "${wanted[@]}"; do
 done
 
 # ---- 2. and 3. The images, as OCI archives.
-# stage IMAGE: the Containerfile to build, with the binary in the context.
+# stage IMAGE: the Containerfile to build, with the binary in the context:
+# IMAGE's stage, from its FROM line to the next FROM, without the comments
+# and blank lines that lead into the next stage.
 stage() {
   local file=${containerfile[$1]} text
   [ "$1" = pause ] && { cat "$file"; return; }
-  text=$(sed -n '/^FROM scratch/,$p' "$file")
-  [ -n "$text" ] || die "$file has no 'FROM scratch' final stage; scripts/images.sh builds only that stage: restore it or update the script"
+  text=$(awk -v from="FROM scratch AS $1" '
+    $0 == from { on = 1; print "FROM scratch"; next }
+    on && /^FROM / { exit }
+    on { lines[++n] = $0 }
+    END {
+      while (n > 0 && (lines[n] ~ /^#/ || lines[n] ~ /^[[:space:]]*$/)) n--
+      for (i = 1; i <= n; i++) print lines[i]
+    }' "$file")
+  [ -n "$text" ] || die "$file has no stage 'FROM scratch AS $1'; scripts/images.sh builds only that stage: restore it or update the script"
   grep -qx "COPY --from=build /$1 /$1" <<<"$text" ||
-    die "$file's final stage has no line 'COPY --from=build /$1 /$1' to copy the host-built binary instead; restore it or update scripts/images.sh"
+    die "$file's stage $1 has no line 'COPY --from=build /$1 /$1' to copy the host-built binary instead; restore it or update scripts/images.sh"
   echo "${text//"COPY --from=build /$1 /$1"/"COPY $1 /$1"}"
 }
 

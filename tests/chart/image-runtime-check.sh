@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Checks the runtime stage of the Containerfiles where registries are out of
-# reach (their build stage pulls rust:alpine): scripts/images.sh puts the
-# static binaries (glibc crt-static here; the Containerfiles link musl) on each
-# Containerfile's own final stage, and here buildah runs each image with chroot
+# Checks the runtime stages of the Containerfile where registries are out of
+# reach (its build stage pulls rust:alpine): scripts/images.sh puts the
+# static binaries (glibc crt-static here; the Containerfile links musl) on
+# each image's own stage of it, and here buildah runs each image with chroot
 # isolation: it must be user 65532:65532, its binary must start, and the image
 # must have no shell. The operator answers --version; the services take no
 # flags, so they are started with a bad PORT and must refuse their
