@@ -10,7 +10,6 @@ pub mod openapi;
 pub mod routes;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +17,13 @@ use axum::Router;
 use berth_service_kit::config::{ConfigError, Env, ServerConfig};
 use berth_service_kit::health::Health;
 use berth_service_kit::metrics::Metrics;
-use berth_service_kit::postgres::{Database, DbError};
+use berth_service_kit::periodic::Periodic;
+use berth_service_kit::postgres::DbError;
 use berth_service_kit::server::{self, Kit};
+use berth_service_kit::start::{self, BoxError, ServiceConfig};
 
 use crate::routes::AppState;
-use crate::store::{MemoryStore, PgStore, Store};
+use crate::store::Store;
 
 /// Everything the item service reads from the environment.
 #[derive(Debug, Clone)]
@@ -34,13 +35,17 @@ pub struct Config {
     pub sweep_interval: Duration,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             server: ServerConfig::from_env(env, "item")?,
             reservation_ttl: env.millis("RESERVATION_TTL_MS", 600_000, 100..=86_400_000)?,
             sweep_interval: env.millis("RESERVATION_SWEEP_MS", 1_000, 10..=600_000)?,
         })
+    }
+
+    fn server(&self) -> &ServerConfig {
+        &self.server
     }
 }
 
@@ -49,28 +54,14 @@ pub struct Service {
     pub router: Router,
     pub health: Health,
     pub store: Arc<Store>,
-    sweeper: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.sweeper.abort();
-    }
+    _sweeper: Periodic,
 }
 
 /// Opens the store (migrating PostgreSQL), starts the expiry sweeper and
 /// assembles the router.
 pub async fn build(config: &Config) -> Result<Service, DbError> {
-    let database = Database::from_config(&config.server, store::MIGRATIONS).await?;
-    let store = match &database {
-        Some(db) => Store::Postgres(PgStore::new(db.clone())),
-        None => Store::Memory(MemoryStore::default()),
-    };
+    let (store, health) = Store::open(&config.server).await?;
     let store = Arc::new(store);
-    let health = Health {
-        database,
-        ..Health::default()
-    };
     let kit = Kit {
         metrics: Metrics::new(|_| {}),
         health: health.clone(),
@@ -82,48 +73,35 @@ pub async fn build(config: &Config) -> Result<Service, DbError> {
         reservation_ttl: config.reservation_ttl,
     };
     let router = server::app(routes::router(state), &kit);
-    let sweeper = tokio::spawn(sweep(store.clone(), config.sweep_interval));
+    let sweeper = Periodic::spawn(config.sweep_interval, {
+        let store = store.clone();
+        move || sweep(store.clone())
+    });
     Ok(Service {
         router,
         health,
         store,
-        sweeper,
+        _sweeper: sweeper,
     })
 }
 
-/// Frees expired holds, forever.
-async fn sweep(store: Arc<Store>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match store.expire_due().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired held reservations"),
-            Err(e) => tracing::warn!(error = %e, "expiring reservations failed; will retry"),
-        }
+/// Frees expired holds.
+async fn sweep(store: Arc<Store>) {
+    match store.expire_due().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(expired = n, "expired held reservations"),
+        Err(e) => tracing::warn!(error = %e, "expiring reservations failed; will retry"),
     }
 }
 
 /// Runs until SIGTERM.
-pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run(config: Config) -> Result<(), BoxError> {
     let service = build(&config).await?;
-    let store = match &config.server.database_url {
-        Some(_) => "postgres",
-        None => "memory",
-    };
     tracing::info!(
-        store,
+        store = service.store.kind(),
         ttl_ms = config.reservation_ttl.as_millis() as u64,
         "item-service starting"
     );
-    let addr = SocketAddr::new(config.server.host, config.server.port);
-    server::serve(
-        service.router.clone(),
-        addr,
-        &service.health,
-        server::Serving::of(&config.server),
-    )
-    .await?;
+    start::serve(&config.server, service.router.clone(), &service.health).await?;
     Ok(())
 }

@@ -1,30 +1,7 @@
 //! `item-service`: reads its configuration from the environment and serves
 //! until SIGTERM. See the crate docs and README for the variables.
 
-use std::process::ExitCode;
-
-use berth_service_kit::config::Env;
-use berth_service_kit::telemetry;
-
 #[tokio::main]
-async fn main() -> ExitCode {
-    let config = match item_service::Config::from_env(&Env::process()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("item-service: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = telemetry::init(config.server.log_format) {
-        eprintln!("item-service: {e}");
-        return ExitCode::from(2);
-    }
-    match item_service::run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "item-service failed");
-            eprintln!("item-service: {e}");
-            ExitCode::FAILURE
-        }
-    }
+async fn main() -> std::process::ExitCode {
+    berth_service_kit::start::main("item-service", item_service::run).await
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use axum::http::Method;
 use berth_service_kit::both_stores;
 use berth_service_kit::testing::{Backend, Process};
 use serde_json::{Value, json};
@@ -14,29 +15,24 @@ const BINARY: &str = env!("CARGO_BIN_EXE_item-service");
 
 async fn serves_over_tcp_and_stops_on_sigterm(backend: Backend) {
     let mut item = Process::start(Path::new(BINARY), 0, &backend.env());
-    let http = reqwest::Client::new();
-    let created = http
-        .post(format!("{}/v1/items", item.url()))
-        .header("x-request-id", "tcp-test-1")
-        .json(&json!({"name": "Kettle", "price_minor": 3999, "currency": "GBP", "stock": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    assert_eq!(created.headers()["x-request-id"], "tcp-test-1");
-    let created: Value = created.json().await.unwrap();
-    let fetched: Value = http
-        .get(format!(
-            "{}/v1/items/{}",
-            item.url(),
-            created["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = item.api();
+    let kettle = json!({"name": "Kettle", "price_minor": 3999, "currency": "GBP", "stock": 2});
+    let created = api
+        .send(
+            Method::POST,
+            "/v1/items",
+            &[
+                ("content-type", "application/json"),
+                ("x-request-id", "tcp-test-1"),
+            ],
+            Some(kettle.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.header("x-request-id"), Some("tcp-test-1"));
+    let created = created.json();
+    let id = created["id"].as_str().unwrap();
+    let fetched = api.get(&format!("/v1/items/{id}")).await.json();
     assert_eq!(fetched, created);
     assert_eq!(item.get_status("/readyz"), Some(200));
 

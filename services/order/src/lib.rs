@@ -13,7 +13,6 @@ pub mod routes;
 pub mod saga;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +20,13 @@ use axum::Router;
 use berth_service_kit::config::{ConfigError, Env, ServerConfig};
 use berth_service_kit::health::Health;
 use berth_service_kit::metrics::Metrics;
-use berth_service_kit::postgres::Database;
+use berth_service_kit::periodic::Periodic;
 use berth_service_kit::server::{self, Kit};
+use berth_service_kit::start::{self, BoxError, ServiceConfig};
 
 use crate::item_client::{ItemClient, ItemClientConfig, ItemMetrics};
 use crate::saga::Saga;
-use crate::store::{MemoryStore, PgStore, Store};
+use crate::store::Store;
 
 /// Everything the order service reads from the environment.
 #[derive(Debug, Clone)]
@@ -42,8 +42,8 @@ pub struct Config {
     pub reconcile_after: Duration,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let raw_url = env.raw("ITEM_URL").ok_or_else(|| {
             ConfigError::new(
                 "ITEM_URL",
@@ -98,6 +98,10 @@ impl Config {
             reconcile_after,
         })
     }
+
+    fn server(&self) -> &ServerConfig {
+        &self.server
+    }
 }
 
 /// A built service, ready to serve.
@@ -105,21 +109,13 @@ pub struct Service {
     pub router: Router,
     pub health: Health,
     pub saga: Saga,
-    reconciler: tokio::task::JoinHandle<()>,
+    _reconciler: Periodic,
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.reconciler.abort();
-    }
-}
-
-pub async fn build(config: &Config) -> Result<Service, Box<dyn std::error::Error + Send + Sync>> {
-    let database = Database::from_config(&config.server, store::MIGRATIONS).await?;
-    let store = match &database {
-        Some(db) => Store::Postgres(PgStore::new(db.clone())),
-        None => Store::Memory(MemoryStore::default()),
-    };
+/// Opens the store (migrating PostgreSQL), starts the reconciler and
+/// assembles the router.
+pub async fn build(config: &Config) -> Result<Service, BoxError> {
+    let (store, health) = Store::open(&config.server).await?;
     let item_metrics = ItemMetrics::default();
     let metrics = Metrics::new(|registry| item_metrics.register(registry));
     let items = ItemClient::new(config.item.clone(), item_metrics)?;
@@ -128,10 +124,6 @@ pub async fn build(config: &Config) -> Result<Service, Box<dyn std::error::Error
         items,
         deadline: config.deadline,
     };
-    let health = Health {
-        database,
-        ..Health::default()
-    };
     let kit = Kit {
         metrics,
         health: health.clone(),
@@ -139,49 +131,36 @@ pub async fn build(config: &Config) -> Result<Service, Box<dyn std::error::Error
         body_limit: config.server.body_limit,
     };
     let router = server::app(routes::router(saga.clone()), &kit);
-    let reconciler = tokio::spawn(reconcile(
-        saga.clone(),
-        config.reconcile_interval,
-        config.reconcile_after,
-    ));
+    let reconciler = Periodic::spawn(config.reconcile_interval, {
+        let saga = saga.clone();
+        let after = config.reconcile_after;
+        move || reconcile(saga.clone(), after)
+    });
     Ok(Service {
         router,
         health,
         saga,
-        reconciler,
+        _reconciler: reconciler,
     })
 }
 
-/// Finishes abandoned orders at start, then every `every`.
-async fn reconcile(saga: Saga, every: Duration, after: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match saga.reconcile(after).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(orders = n, "reconciled unfinished orders"),
-            Err(p) => tracing::warn!(problem = p.slug(), "reconciling failed; will retry"),
-        }
+/// Finishes abandoned orders.
+async fn reconcile(saga: Saga, after: Duration) {
+    match saga.reconcile(after).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(orders = n, "reconciled unfinished orders"),
+        Err(e) => tracing::warn!(error = %e, "reconciling failed; will retry"),
     }
 }
 
 /// Runs until SIGTERM.
-pub async fn run(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn run(config: Config) -> Result<(), BoxError> {
     let service = build(&config).await?;
-    let store = if config.server.database_url.is_some() {
-        "postgres"
-    } else {
-        "memory"
-    };
-    tracing::info!(store, item_url = %config.item.base_url, "order-service starting");
-    let addr = SocketAddr::new(config.server.host, config.server.port);
-    server::serve(
-        service.router.clone(),
-        addr,
-        &service.health,
-        server::Serving::of(&config.server),
-    )
-    .await?;
+    tracing::info!(
+        store = service.saga.store.kind(),
+        item_url = %config.item.base_url,
+        "order-service starting"
+    );
+    start::serve(&config.server, service.router.clone(), &service.health).await?;
     Ok(())
 }

@@ -29,8 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use berth_service_kit::{FieldError, Problem};
+use berth_service_kit::postgres::DbError;
 use uuid::Uuid;
 
 use crate::item_client::{Caller, ItemClient, ItemError};
@@ -52,9 +51,63 @@ pub struct Placed {
     pub replayed: bool,
 }
 
+/// Why placing or cancelling an order did not happen; the routes say it to
+/// the client as a problem. `line` is the index of the order line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("order not found")]
+    NotFound,
+    #[error("lines[{line}]: no such item")]
+    NoSuchItem { line: usize },
+    #[error("lines[{line}]: priced in {item}, the order in {order}")]
+    MixedCurrency {
+        line: usize,
+        item: String,
+        order: String,
+    },
+    #[error("lines[{line}]: the total is too large")]
+    TotalTooLarge { line: usize },
+    #[error("lines[{line}]: not enough stock of item {item_id}: {detail}")]
+    InsufficientStock {
+        line: usize,
+        item_id: Uuid,
+        /// What the item service said.
+        detail: String,
+    },
+    #[error("the idempotency key was used for a different request")]
+    KeyReused,
+    #[error("the first request with this idempotency key has not finished")]
+    KeyInUse,
+    #[error("the order is still being placed")]
+    StillPlacing,
+    #[error("the order was never placed")]
+    NeverPlaced,
+    #[error("the order changed meanwhile")]
+    Changed,
+    #[error("the order was rolled back while it was being placed")]
+    Abandoned,
+    #[error("placing the order did not finish within {} ms", .0.as_millis())]
+    DeadlinePassed(Duration),
+    #[error("the order is cancelling; its stock could not be released yet")]
+    ReleasePending,
+    #[error("item service: {error:?}")]
+    ItemService {
+        /// Boxed: an item service's problem is large, and errors travel
+        /// by value through every step.
+        error: Box<ItemError>,
+        /// How long the circuit breaker stays open: when to retry.
+        breaker_open: Duration,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
 impl Saga {
-    fn item_problem(&self, e: ItemError) -> Problem {
-        e.into_problem(self.items.breaker_open_for())
+    fn item_error(&self, error: ItemError) -> OrderError {
+        OrderError::ItemService {
+            error: Box::new(error),
+            breaker_open: self.items.breaker_open_for(),
+        }
     }
 
     pub async fn place(
@@ -62,7 +115,7 @@ impl Saga {
         input: NewOrder,
         key: Option<String>,
         caller: &Caller,
-    ) -> Result<Placed, Problem> {
+    ) -> Result<Placed, OrderError> {
         let fingerprint = input.fingerprint();
         let now = now();
         let order = Order {
@@ -87,8 +140,7 @@ impl Saga {
         match self
             .store
             .insert_pending(&order, key.as_deref(), &fingerprint)
-            .await
-            .map_err(|e| e.to_problem())?
+            .await?
         {
             Inserted::New => {}
             Inserted::Existing(existing, existing_fingerprint) => {
@@ -121,25 +173,14 @@ impl Saga {
                             replayed: false,
                         });
                     }
-                    Ok(None) => Problem::unavailable(
-                        "order-abandoned",
-                        "The order was abandoned",
-                        "placing took too long and the order was rolled back; retry",
-                    ),
-                    Err(e) => e.to_problem(),
+                    Ok(None) => OrderError::Abandoned,
+                    Err(e) => e.into(),
                 }
             }
-            Ok(Err(problem)) => problem,
-            Err(_) => Problem::unavailable(
-                "item-service-unavailable",
-                "The item service is unavailable",
-                format!(
-                    "placing the order did not finish within {} ms",
-                    self.deadline.as_millis()
-                ),
-            ),
+            Ok(Err(e)) => e,
+            Err(_) => OrderError::DeadlinePassed(self.deadline),
         };
-        tracing::warn!(order_id = %order.id, problem = failure.slug(), "placing failed; compensating");
+        tracing::warn!(order_id = %order.id, error = %failure, "placing failed; compensating");
         self.compensate(&order, attempted.load(Ordering::SeqCst), caller)
             .await;
         Err(failure)
@@ -151,7 +192,7 @@ impl Saga {
         order: &Order,
         caller: &Caller,
         attempted: &AtomicUsize,
-    ) -> Result<Pricing, Problem> {
+    ) -> Result<Pricing, OrderError> {
         let mut lines = Vec::with_capacity(order.lines.len());
         let mut currency: Option<String> = None;
         let mut total: i64 = 0;
@@ -160,35 +201,25 @@ impl Saga {
                 .items
                 .get_item(line.item_id, caller)
                 .await
-                .map_err(|e| self.item_problem(e))?;
+                .map_err(|e| self.item_error(e))?;
             let Some(item) = item else {
-                return Err(Problem::validation(vec![FieldError::new(
-                    format!("lines[{i}].item_id"),
-                    "no such item",
-                )]));
+                return Err(OrderError::NoSuchItem { line: i });
             };
             match &currency {
                 None => currency = Some(item.currency.clone()),
                 Some(c) if *c != item.currency => {
-                    return Err(Problem::validation(vec![FieldError::new(
-                        format!("lines[{i}].item_id"),
-                        format!(
-                            "is priced in {}, the order in {c}; one order has one currency",
-                            item.currency
-                        ),
-                    )]));
+                    return Err(OrderError::MixedCurrency {
+                        line: i,
+                        item: item.currency,
+                        order: c.clone(),
+                    });
                 }
                 Some(_) => {}
             }
             let line_total = item.price_minor.checked_mul(line.quantity);
             total = line_total
                 .and_then(|t| total.checked_add(t))
-                .ok_or_else(|| {
-                    Problem::validation(vec![FieldError::new(
-                        format!("lines[{i}].quantity"),
-                        "makes the total too large",
-                    )])
-                })?;
+                .ok_or(OrderError::TotalTooLarge { line: i })?;
             lines.push(OrderLine {
                 item_id: line.item_id,
                 quantity: line.quantity,
@@ -209,30 +240,21 @@ impl Saga {
                 .await
                 .map_err(|e| match e {
                     ItemError::Rejected(p) if p.slug() == "insufficient-stock" => {
-                        Problem::conflict(
-                            "insufficient-stock",
-                            "Not enough stock",
-                            format!(
-                                "item {} (lines[{i}]): {}",
-                                line.item_id,
-                                p.detail.unwrap_or_default()
-                            ),
-                        )
+                        OrderError::InsufficientStock {
+                            line: i,
+                            item_id: line.item_id,
+                            detail: p.detail.unwrap_or_default(),
+                        }
                     }
-                    ItemError::Rejected(p) if p.status == 404 => {
-                        Problem::validation(vec![FieldError::new(
-                            format!("lines[{i}].item_id"),
-                            "no such item",
-                        )])
-                    }
-                    other => self.item_problem(other),
+                    ItemError::Rejected(p) if p.status == 404 => OrderError::NoSuchItem { line: i },
+                    other => self.item_error(other),
                 })?;
         }
         for i in 0..order.lines.len() {
             self.items
                 .confirm(&order.reservation_key(i), caller)
                 .await
-                .map_err(|e| self.item_problem(e))?;
+                .map_err(|e| self.item_error(e))?;
         }
         Ok(Pricing {
             lines,
@@ -282,50 +304,26 @@ impl Saga {
         all
     }
 
-    pub async fn cancel(&self, id: Uuid, caller: &Caller) -> Result<Order, Problem> {
-        let order = self
-            .store
-            .get(id)
-            .await
-            .map_err(|e| e.to_problem())?
-            .ok_or_else(|| Problem::not_found("no order with this id"))?;
+    pub async fn cancel(&self, id: Uuid, caller: &Caller) -> Result<Order, OrderError> {
+        let order = self.store.get(id).await?.ok_or(OrderError::NotFound)?;
         match order.status {
             OrderStatus::Cancelled => return Ok(order),
             OrderStatus::Placed | OrderStatus::Cancelling => {}
-            OrderStatus::Pending => {
-                return Err(Problem::conflict(
-                    "order-in-progress",
-                    "The order is still being placed",
-                    "retry the cancel shortly",
-                ));
-            }
+            OrderStatus::Pending => return Err(OrderError::StillPlacing),
             OrderStatus::Compensating | OrderStatus::Failed => {
-                return Err(Problem::conflict(
-                    "order-not-placed",
-                    "The order was never placed",
-                    "a failed order holds no stock",
-                ));
+                return Err(OrderError::NeverPlaced);
             }
         }
         let from = [OrderStatus::Placed, OrderStatus::Cancelling];
         let Some(order) = self
             .store
             .transition(id, &from, OrderStatus::Cancelling, None, false)
-            .await
-            .map_err(|e| e.to_problem())?
+            .await?
         else {
-            return Err(Problem::conflict(
-                "order-changed",
-                "The order changed meanwhile",
-                "fetch it and retry",
-            ));
+            return Err(OrderError::Changed);
         };
         if !self.release_lines(&order, order.lines.len(), caller).await {
-            return Err(Problem::unavailable(
-                "item-service-unavailable",
-                "The item service is unavailable",
-                "the order is cancelling; its stock will be released when the item service is back",
-            ));
+            return Err(OrderError::ReleasePending);
         }
         let done = self
             .store
@@ -337,27 +335,18 @@ impl Saga {
                 false,
             )
             .await;
-        match done.map_err(|e| e.to_problem())? {
+        match done? {
             Some(order) => Ok(order),
-            None => self
-                .store
-                .get(id)
-                .await
-                .map_err(|e| e.to_problem())?
-                .ok_or_else(|| Problem::not_found("no order with this id")),
+            None => self.store.get(id).await?.ok_or(OrderError::NotFound),
         }
     }
 
     /// Finishes what crashed or failed requests left: pending orders older
     /// than `grace`, and every compensating or cancelling order.
-    pub async fn reconcile(&self, grace: Duration) -> Result<usize, Problem> {
+    pub async fn reconcile(&self, grace: Duration) -> Result<usize, OrderError> {
         let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
         let stale_before = now().checked_sub(grace).unwrap_or(jiff::Timestamp::MIN);
-        let orders = self
-            .store
-            .unfinished(stale_before)
-            .await
-            .map_err(|e| e.to_problem())?;
+        let orders = self.store.unfinished(stale_before).await?;
         let caller = Caller::background();
         for order in &orders {
             tracing::info!(order_id = %order.id, status = order.status.as_str(), "reconciling order");
@@ -372,24 +361,15 @@ impl Saga {
     }
 }
 
-fn replay(existing: Order, same_request: bool) -> Result<Placed, Problem> {
+fn replay(existing: Order, same_request: bool) -> Result<Placed, OrderError> {
     if !same_request {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-        )
-        .with_detail("this Idempotency-Key was used for a different request body"));
+        return Err(OrderError::KeyReused);
     }
     match existing.status {
         OrderStatus::Placed | OrderStatus::Cancelling | OrderStatus::Cancelled => Ok(Placed {
             order: existing,
             replayed: true,
         }),
-        _ => Err(Problem::conflict(
-            "request-in-progress",
-            "A request with this key is in progress",
-            "the first request with this Idempotency-Key has not finished; retry shortly",
-        )),
+        _ => Err(OrderError::KeyInUse),
     }
 }

@@ -1,57 +1,40 @@
-//! The order API in process against a real item service on loopback, run
-//! once on the in-memory stores and once on PostgreSQL.
+//! The order API in process against the real item service binary on
+//! loopback, run once on the in-memory stores and once on PostgreSQL.
 
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use berth_service_kit::both_stores;
-use berth_service_kit::config::Env;
-use berth_service_kit::testing::{Backend, InProcess, Reply};
+use berth_service_kit::testing::{Api, Backend, Process, Reply, workspace_binary};
 use order_service::model::{Order, OrderLine, OrderStatus};
 use order_service::store::Inserted;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 struct Harness {
-    _item_service: item_service::Service,
-    item: InProcess,
+    _item_service: Process,
+    item: Api,
     order_service: order_service::Service,
-    order: InProcess,
-}
-
-fn env_of(pairs: &[(String, String)]) -> Env {
-    Env::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    order: Api,
 }
 
 async fn harness(backend: &Backend) -> Harness {
-    let item_env = backend.sibling("item").env();
-    let item_service =
-        item_service::build(&item_service::Config::from_env(&env_of(&item_env)).unwrap())
-            .await
-            .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let item_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = item_service.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-
-    let mut order_env = backend.env();
-    order_env.extend([
-        ("ITEM_URL".to_owned(), item_url),
-        ("ITEM_TIMEOUT_MS".to_owned(), "2000".to_owned()),
-        ("RECONCILE_INTERVAL_MS".to_owned(), "3600000".to_owned()),
+    let item_service = Process::start(
+        &workspace_binary("item-service"),
+        0,
+        &backend.sibling("item").env(),
+    );
+    let item_url = item_service.url();
+    let config = backend.config(&[
+        ("ITEM_URL", &item_url),
+        ("ITEM_TIMEOUT_MS", "2000"),
+        ("RECONCILE_INTERVAL_MS", "3600000"),
     ]);
-    let order_service =
-        order_service::build(&order_service::Config::from_env(&env_of(&order_env)).unwrap())
-            .await
-            .unwrap();
+    let order_service = order_service::build(&config).await.unwrap();
     Harness {
-        item: InProcess {
-            router: item_service.router.clone(),
-        },
+        item: item_service.api(),
         _item_service: item_service,
-        order: InProcess {
-            router: order_service.router.clone(),
-        },
+        order: Api::in_process(order_service.router.clone()),
         order_service,
     }
 }

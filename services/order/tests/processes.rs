@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use berth_service_kit::both_stores;
 use berth_service_kit::testing::{Backend, Process, workspace_binary};
 use serde_json::{Value, json};
@@ -17,7 +18,6 @@ const ORDER_BINARY: &str = env!("CARGO_BIN_EXE_order-service");
 struct Pair {
     item: Process,
     order: Process,
-    http: reqwest::Client,
 }
 
 fn start(backend: &Backend, order_env: &[(&str, &str)]) -> Pair {
@@ -34,42 +34,27 @@ fn start(backend: &Backend, order_env: &[(&str, &str)]) -> Pair {
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let order = Process::start(Path::new(ORDER_BINARY), 0, &env);
-    Pair {
-        item,
-        order,
-        http: reqwest::Client::new(),
-    }
+    Pair { item, order }
 }
 
 impl Pair {
     async fn create_item(&self, stock: i64) -> String {
         let reply = self
-            .http
-            .post(format!("{}/v1/items", self.item.url()))
+            .item
+            .api()
             .json(
+                Method::POST,
+                "/v1/items",
                 &json!({"name": "Widget", "price_minor": 1999, "currency": "EUR", "stock": stock}),
             )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 201);
-        reply.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+            .await;
+        assert_eq!(reply.status, 201);
+        reply.json()["id"].as_str().unwrap().to_owned()
     }
 
     async fn stock(&self, id: &str) -> i64 {
-        let item: Value = self
-            .http
-            .get(format!("{}/v1/items/{id}", self.item.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        item["stock"].as_i64().unwrap()
+        let item = self.item.api().get(&format!("/v1/items/{id}")).await;
+        item.json()["stock"].as_i64().unwrap()
     }
 
     async fn order(
@@ -78,55 +63,43 @@ impl Pair {
         quantity: i64,
         headers: &[(&str, &str)],
     ) -> (u16, Value, Duration) {
-        let mut request = self
-            .http
-            .post(format!("{}/v1/orders", self.order.url()))
-            .json(&json!({"lines": [{"item_id": item, "quantity": quantity}]}));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
+        let body = json!({"lines": [{"item_id": item, "quantity": quantity}]});
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
         let started = Instant::now();
-        let reply = request.send().await.unwrap();
-        let status = reply.status().as_u16();
-        let content_type = reply
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body: Value = reply.json().await.unwrap_or(Value::Null);
+        let reply = self
+            .order
+            .api()
+            .send(
+                Method::POST,
+                "/v1/orders",
+                &headers,
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        let elapsed = started.elapsed();
+        let status = reply.status.as_u16();
         if status >= 400 {
-            assert_eq!(content_type, "application/problem+json");
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/problem+json")
+            );
         }
-        (status, body, started.elapsed())
+        (status, reply.json(), elapsed)
     }
 
     async fn breaker_state(&self) -> String {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.order.url()))
-            .send()
-            .await
+        let metrics = self.order.api().get("/metrics").await;
+        String::from_utf8(metrics.body)
             .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find_map(|l| l.strip_prefix("item_breaker_state "))
             .unwrap_or("missing")
             .to_owned()
     }
 
     async fn orders(&self) -> Vec<Value> {
-        let page: Value = self
-            .http
-            .get(format!("{}/v1/orders?limit=100", self.order.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = self.order.api().get("/v1/orders?limit=100").await.json();
         page["orders"].as_array().unwrap().clone()
     }
 }
@@ -349,20 +322,19 @@ async fn sigterm_lets_in_flight_orders_finish(backend: Backend) {
         &[("ITEM_TIMEOUT_MS", "1000"), ("ITEM_RETRIES", "0")],
     );
     let widget = pair.create_item(3).await;
-    let Pair {
-        item,
-        mut order,
-        http,
-    } = pair;
+    let order_api = pair.order.api();
+    let Pair { item, mut order } = pair;
     // The item service hangs, so the order request stays in flight.
     item.pause();
-    let url = format!("{}/v1/orders", order.url());
     let in_flight = tokio::spawn(async move {
-        http.post(url)
-            .json(&json!({"lines": [{"item_id": widget, "quantity": 1}]}))
-            .send()
+        order_api
+            .json(
+                Method::POST,
+                "/v1/orders",
+                &json!({"lines": [{"item_id": widget, "quantity": 1}]}),
+            )
             .await
-            .map(|r| r.status().as_u16())
+            .status
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let exit = tokio::task::spawn_blocking(move || {
@@ -373,7 +345,7 @@ async fn sigterm_lets_in_flight_orders_finish(backend: Backend) {
     item.resume();
     let (exit, logs) = exit.await.unwrap();
     // Answered (503 after the item timeout), not cut off by the shutdown.
-    assert_eq!(answered.expect("the in-flight request got an answer"), 503);
+    assert_eq!(answered, 503);
     assert!(exit.expect("exited").success(), "{logs}");
     assert!(logs.contains("draining in-flight requests"), "{logs}");
 }

@@ -12,12 +12,16 @@ mod postgres;
 
 use std::time::Duration;
 
+use berth_service_kit::config::ServerConfig;
+use berth_service_kit::dispatch;
+use berth_service_kit::health::Health;
 use berth_service_kit::postgres::DbError;
 use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::model::{Item, ItemInput, Reservation, ReservationInput};
 
+pub use berth_service_kit::store::now;
 pub use memory::MemoryStore;
 pub use postgres::{MIGRATIONS, PgStore};
 
@@ -60,18 +64,8 @@ pub struct ListQuery {
     pub name: Option<String>,
 }
 
-/// The store behind a running service.
-pub enum Store {
-    Memory(MemoryStore),
-    Postgres(PgStore),
-}
-
-/// The current time at the precision both stores keep (microseconds), so a
-/// value reads back exactly as it was written.
-pub fn now() -> Timestamp {
-    let now = Timestamp::now();
-    Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now)
-}
+/// The store behind a running service, in memory or on PostgreSQL.
+pub struct Store(berth_service_kit::store::Store<MemoryStore, PgStore>);
 
 pub(crate) fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(ttl)
@@ -94,26 +88,29 @@ pub(crate) fn same_reservation(
     }
 }
 
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Memory($store) => $call,
-            Store::Postgres($store) => $call.await,
-        }
-    };
-}
-
 impl Store {
+    /// The store the configuration asks for, and the health of its database.
+    pub async fn open(server: &ServerConfig) -> Result<(Self, Health), DbError> {
+        let (store, health) =
+            berth_service_kit::store::Store::open(server, MIGRATIONS, PgStore::new).await?;
+        Ok((Self(store), health))
+    }
+
+    /// `memory` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
     pub async fn create_item(&self, input: ItemInput) -> Result<Item, StoreError> {
-        dispatch!(self, s => s.create_item(input))
+        dispatch!(&self.0, s => s.create_item(input))
     }
 
     pub async fn get_item(&self, id: Uuid) -> Result<Option<Item>, StoreError> {
-        dispatch!(self, s => s.get_item(id))
+        dispatch!(&self.0, s => s.get_item(id))
     }
 
     pub async fn list_items(&self, query: &ListQuery) -> Result<Vec<Item>, StoreError> {
-        dispatch!(self, s => s.list_items(query))
+        dispatch!(&self.0, s => s.list_items(query))
     }
 
     /// Replaces every field; with `expected_version`, only if the item is
@@ -124,7 +121,7 @@ impl Store {
         input: ItemInput,
         expected_version: Option<i64>,
     ) -> Result<Item, StoreError> {
-        dispatch!(self, s => s.replace_item(id, input, expected_version))
+        dispatch!(&self.0, s => s.replace_item(id, input, expected_version))
     }
 
     pub async fn delete_item(
@@ -132,7 +129,7 @@ impl Store {
         id: Uuid,
         expected_version: Option<i64>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delete_item(id, expected_version))
+        dispatch!(&self.0, s => s.delete_item(id, expected_version))
     }
 
     /// Holds `input.quantity` units for `ttl`. A repeat of the same request
@@ -143,26 +140,26 @@ impl Store {
         input: ReservationInput,
         ttl: Duration,
     ) -> Result<(Reservation, bool), StoreError> {
-        dispatch!(self, s => s.reserve(key, input, ttl))
+        dispatch!(&self.0, s => s.reserve(key, input, ttl))
     }
 
     pub async fn get_reservation(&self, key: &str) -> Result<Option<Reservation>, StoreError> {
-        dispatch!(self, s => s.get_reservation(key))
+        dispatch!(&self.0, s => s.get_reservation(key))
     }
 
     /// Makes a held reservation permanent; confirming twice is fine.
     pub async fn confirm(&self, key: &str) -> Result<Reservation, StoreError> {
-        dispatch!(self, s => s.confirm(key))
+        dispatch!(&self.0, s => s.confirm(key))
     }
 
     /// Returns the units to stock; releasing twice is fine, and releasing an
     /// unknown key records it as released so a late reserve under it fails.
     pub async fn release(&self, key: &str) -> Result<Reservation, StoreError> {
-        dispatch!(self, s => s.release(key))
+        dispatch!(&self.0, s => s.release(key))
     }
 
     /// Expires held reservations past their expiry; returns how many.
     pub async fn expire_due(&self) -> Result<u64, StoreError> {
-        dispatch!(self, s => s.expire_due())
+        dispatch!(&self.0, s => s.expire_due())
     }
 }

@@ -6,12 +6,16 @@
 mod memory;
 mod postgres;
 
+use berth_service_kit::config::ServerConfig;
+use berth_service_kit::dispatch;
+use berth_service_kit::health::Health;
 use berth_service_kit::postgres::DbError;
 use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::model::{Order, OrderStatus, Pricing};
 
+pub use berth_service_kit::store::now;
 pub use memory::MemoryStore;
 pub use postgres::{MIGRATIONS, PgStore};
 
@@ -23,26 +27,22 @@ pub enum Inserted {
     Existing(Order, String),
 }
 
-pub enum Store {
-    Memory(MemoryStore),
-    Postgres(PgStore),
-}
-
-pub fn now() -> Timestamp {
-    let now = Timestamp::now();
-    Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now)
-}
-
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Memory($store) => $call,
-            Store::Postgres($store) => $call.await,
-        }
-    };
-}
+/// The store behind a running service, in memory or on PostgreSQL.
+pub struct Store(berth_service_kit::store::Store<MemoryStore, PgStore>);
 
 impl Store {
+    /// The store the configuration asks for, and the health of its database.
+    pub async fn open(server: &ServerConfig) -> Result<(Self, Health), DbError> {
+        let (store, health) =
+            berth_service_kit::store::Store::open(server, MIGRATIONS, PgStore::new).await?;
+        Ok((Self(store), health))
+    }
+
+    /// `memory` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
     /// Records a pending order unless `key` is already taken.
     pub async fn insert_pending(
         &self,
@@ -50,15 +50,15 @@ impl Store {
         key: Option<&str>,
         fingerprint: &str,
     ) -> Result<Inserted, DbError> {
-        dispatch!(self, s => s.insert_pending(order, key, fingerprint))
+        dispatch!(&self.0, s => s.insert_pending(order, key, fingerprint))
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        dispatch!(self, s => s.get(id))
+        dispatch!(&self.0, s => s.get(id))
     }
 
     pub async fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Order>, DbError> {
-        dispatch!(self, s => s.list(after, limit))
+        dispatch!(&self.0, s => s.list(after, limit))
     }
 
     /// Moves the order to `to` if its status is one of `from`, setting the
@@ -72,13 +72,13 @@ impl Store {
         pricing: Option<&Pricing>,
         free_key: bool,
     ) -> Result<Option<Order>, DbError> {
-        dispatch!(self, s => s.transition(id, from, to, pricing, free_key))
+        dispatch!(&self.0, s => s.transition(id, from, to, pricing, free_key))
     }
 
     /// Orders the reconciler must finish: pending ones last touched before
     /// `stale_before` (their request died), and every compensating or
     /// cancelling one.
     pub async fn unfinished(&self, stale_before: Timestamp) -> Result<Vec<Order>, DbError> {
-        dispatch!(self, s => s.unfinished(stale_before))
+        dispatch!(&self.0, s => s.unfinished(stale_before))
     }
 }
