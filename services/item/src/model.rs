@@ -1,10 +1,10 @@
 //! The item service's data: items, stock reservations, and the request
 //! bodies that create or change them, each with its validation.
 
-use berth_service_kit::FieldError;
+use berth_service_kit::{FieldError, whole_number};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -12,9 +12,31 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_STOCK: i64 = 1_000_000_000;
 pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 pub const MAX_RESERVATION_QUANTITY: i64 = 1_000_000;
+pub const MAX_RESERVATION_KEY_BYTES: usize = 200;
+
+// The schema attributes below take literals only, so each constraint is
+// written twice: as the constant the validation uses and in the schema.
+// `openapi::tests` checks that the two agree.
+
+/// A name must contain a character that is not whitespace, and no NUL
+/// anywhere (PostgreSQL text cannot hold one). The whitespace class is
+/// exactly Rust's `char::is_whitespace` (what `str::trim` removes), spelled
+/// out because `\s` means something else in each regex dialect.
+pub const NOT_BLANK_PATTERN: &str = r"^[^\x00]*[^\x00\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$";
 
 /// A catalogue item and its available stock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e",
+    "name": "Enamel mug",
+    "description": "350 ml, white, dishwasher safe",
+    "price_minor": 1250,
+    "currency": "EUR",
+    "stock": 40,
+    "version": 3,
+    "created_at": "2026-11-30T09:12:00Z",
+    "updated_at": "2026-11-30T10:05:42Z"
+})))]
 pub struct Item {
     pub id: Uuid,
     pub name: String,
@@ -42,23 +64,59 @@ impl Item {
 /// Body of `POST /v1/items` and `PUT /v1/items/{id}`: every field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "name": "Enamel mug",
+    "description": "350 ml, white, dishwasher safe",
+    "price_minor": 1250,
+    "currency": "EUR",
+    "stock": 40
+})))]
 pub struct ItemInput {
+    /// Not only whitespace; no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$"
+    )]
     pub name: String,
+    /// No NUL.
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
     pub description: String,
+    /// Price in minor units of `currency` (cents for EUR).
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_minor: i64,
+    /// ISO 4217 code: three capital letters.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
 }
 
 /// Body of `PATCH /v1/items/{id}`: only the fields to change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"price_minor": 1100, "stock": 35})))]
 pub struct ItemPatch {
+    /// Not only whitespace; no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$"
+    )]
     pub name: Option<String>,
+    /// No NUL.
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "whole_number::option")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub price_minor: Option<i64>,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
+    #[serde(default, deserialize_with = "whole_number::option")]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<i64>,
 }
 
@@ -113,8 +171,13 @@ impl ItemPatch {
     }
 }
 
+/// PostgreSQL text cannot hold U+0000, so neither store takes one.
+const NUL: char = '\0';
+
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
-    if name.trim().is_empty() {
+    if name.contains(NUL) {
+        errors.push(FieldError::new("name", "must not contain NUL (U+0000)"));
+    } else if name.trim().is_empty() {
         errors.push(FieldError::new("name", "must not be empty"));
     } else if name.chars().count() > MAX_NAME_CHARS {
         errors.push(FieldError::new(
@@ -125,7 +188,12 @@ fn check_name(name: &str, errors: &mut Vec<FieldError>) {
 }
 
 fn check_description(description: &str, errors: &mut Vec<FieldError>) {
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+    if description.contains(NUL) {
+        errors.push(FieldError::new(
+            "description",
+            "must not contain NUL (U+0000)",
+        ));
+    } else if description.chars().count() > MAX_DESCRIPTION_CHARS {
         errors.push(FieldError::new(
             "description",
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
@@ -197,7 +265,17 @@ impl ReservationStatus {
 
 /// Units of one item set aside under a client-chosen key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "key": "order:01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f:0",
+    "item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e",
+    "quantity": 2,
+    "status": "held",
+    "expires_at": "2026-11-30T10:20:42Z",
+    "created_at": "2026-11-30T10:05:42Z",
+    "updated_at": "2026-11-30T10:05:42Z"
+})))]
 pub struct Reservation {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")]
     pub key: String,
     /// Absent for a key released before anything was reserved under it.
     pub item_id: Option<Uuid>,
@@ -214,8 +292,11 @@ pub struct Reservation {
 /// Body of `PUT /v1/reservations/{key}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e", "quantity": 2})))]
 pub struct ReservationInput {
     pub item_id: Uuid,
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -232,10 +313,15 @@ impl ReservationInput {
     }
 }
 
-/// Reservation keys are chosen by clients and appear in URLs.
+/// Reservation keys are chosen by clients and appear in URLs. The first
+/// character is a letter or digit so that no key is a dot segment (`.`,
+/// `..`), which clients and proxies remove from a URL before sending it.
 pub fn validate_reservation_key(key: &str) -> Result<(), FieldError> {
-    let ok = !key.is_empty()
-        && key.len() <= 200
+    let ok = key.len() <= MAX_RESERVATION_KEY_BYTES
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
@@ -244,9 +330,22 @@ pub fn validate_reservation_key(key: &str) -> Result<(), FieldError> {
     } else {
         Err(FieldError::new(
             "key",
-            "must be 1 to 200 characters of A-Z a-z 0-9 - _ . :",
+            "must be 1 to 200 characters of A-Z a-z 0-9 - _ . :, the first a letter or digit",
         ))
     }
+}
+
+/// The `{key}` of the reservation routes, as the document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // the handlers take the key as a string and check it
+pub struct ReservationKey {
+    /// Chosen by the caller; the same key names the same reservation.
+    #[param(
+        pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        example = "order:01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f:0"
+    )]
+    key: String,
 }
 
 #[cfg(test)]
@@ -284,10 +383,32 @@ mod tests {
         );
     }
 
+    /// PostgreSQL text cannot hold NUL: refused in both stores alike (it
+    /// was a 500 on PostgreSQL, found by the contract test).
+    #[test]
+    fn a_nul_is_refused_in_name_and_description() {
+        let bad = ItemInput {
+            name: "a\0b".into(),
+            description: "\0".into(),
+            ..input()
+        };
+        let errors = bad.validate();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "description"]);
+        let patch = ItemPatch {
+            description: Some("x\0".into()),
+            ..ItemPatch::default()
+        };
+        assert_eq!(patch.validate().len(), 1);
+    }
+
     #[test]
     fn reservation_keys_are_url_safe() {
         assert!(validate_reservation_key("order:0190:1").is_ok());
         assert!(validate_reservation_key("").is_err());
+        assert!(validate_reservation_key("..").is_err());
+        assert!(validate_reservation_key(".a").is_err());
+        assert!(validate_reservation_key(&"k".repeat(200)).is_ok());
         assert!(validate_reservation_key("a/b").is_err());
         assert!(validate_reservation_key(&"k".repeat(201)).is_err());
     }

@@ -1,9 +1,9 @@
 //! Orders: what a client asks for, and what the service stores and returns.
 
-use berth_service_kit::FieldError;
+use berth_service_kit::{FieldError, whole_number};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub const MAX_LINES: usize = 20;
@@ -56,6 +56,13 @@ impl OrderStatus {
 /// One line of an order; the item's name and price are the ones seen when
 /// the order was placed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e",
+    "quantity": 2,
+    "name": "Enamel mug",
+    "unit_price_minor": 1250,
+    "line_total_minor": 2500
+})))]
 pub struct OrderLine {
     pub item_id: Uuid,
     pub quantity: i64,
@@ -70,6 +77,21 @@ pub struct OrderLine {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(examples(json!({
+    "id": "01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f",
+    "status": "placed",
+    "lines": [{
+        "item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e",
+        "quantity": 2,
+        "name": "Enamel mug",
+        "unit_price_minor": 1250,
+        "line_total_minor": 2500
+    }],
+    "currency": "EUR",
+    "total_minor": 2500,
+    "created_at": "2026-11-30T10:05:41Z",
+    "updated_at": "2026-11-30T10:05:42Z"
+})))]
 pub struct Order {
     pub id: Uuid,
     pub status: OrderStatus,
@@ -103,14 +125,22 @@ pub struct Pricing {
 /// Body of `POST /v1/orders`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({
+    "lines": [{"item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e", "quantity": 2}]
+})))]
 pub struct NewOrder {
+    /// At most one line per item; the items exist and share one currency.
+    #[schema(min_items = 1, max_items = 20)]
     pub lines: Vec<LineInput>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"item_id": "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e", "quantity": 2})))]
 pub struct LineInput {
     pub item_id: Uuid,
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
@@ -148,6 +178,23 @@ impl NewOrder {
     pub fn fingerprint(&self) -> String {
         serde_json::to_string(&self.lines).unwrap_or_default()
     }
+}
+
+/// The `Idempotency-Key` header of `POST /v1/orders`, as the document
+/// describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `routes::create`; this type only describes it
+pub struct IdempotencyKey {
+    /// A retry with the same key returns the first order instead of placing
+    /// another; the same key with another body is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        pattern = "^[!-~]{1,200}$",
+        example = "checkout-7f3a9c2e"
+    )]
+    idempotency_key: Option<String>,
 }
 
 /// Idempotency keys are opaque to us but bounded.

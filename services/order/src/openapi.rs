@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the
-//! types they use, so it cannot drift from the code.
+//! types they use, so it cannot drift from the code; the problem responses
+//! come from the kit ([`berth_service_kit::openapi`]).
 
-use berth_service_kit::{FieldError, Problem};
 use utoipa::OpenApi;
 
 use crate::model::{LineInput, NewOrder, Order, OrderLine, OrderStatus};
@@ -11,13 +11,39 @@ use crate::routes;
 #[openapi(
     info(title = "order-service", description = "Berth's reference order service."),
     paths(routes::create, routes::list, routes::get_one, routes::cancel),
-    components(schemas(Order, OrderLine, OrderStatus, NewOrder, LineInput, routes::OrderPage, Problem, FieldError)),
+    components(schemas(Order, OrderLine, OrderStatus, NewOrder, LineInput, routes::OrderPage)),
     tags((name = "orders", description = "Orders of catalogue items"))
 )]
 pub struct ApiDoc;
 
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".to_owned())
+    berth_service_kit::openapi::render(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::model::{MAX_LINES, MAX_QUANTITY};
+
+    /// Schema attributes take literals only; these are the constants the
+    /// validation uses.
+    #[test]
+    fn the_schemas_state_the_limits_the_code_enforces() {
+        let doc: Value = serde_json::from_str(&document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["NewOrder"]["properties"]["lines"]["maxItems"],
+            MAX_LINES
+        );
+        let quantity = &schemas["LineInput"]["properties"]["quantity"];
+        assert_eq!(quantity["maximum"], MAX_QUANTITY);
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_links_resolve() {
+        let problems = berth_service_kit::openapi::inconsistencies(&document());
+        assert!(problems.is_empty(), "{problems:?}");
+    }
 }

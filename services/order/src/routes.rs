@@ -1,4 +1,5 @@
-//! The order service's HTTP API under `/v1`.
+//! The order service's HTTP API under `/v1`, and how the saga's outcomes
+//! become responses.
 
 use axum::Router;
 use axum::extract::State;
@@ -6,14 +7,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_service_kit::extract::{Json, Path, Query};
+use berth_service_kit::openapi::{
+    BadRequest, BodyTooLarge, NotFound, Unavailable, UnsupportedMediaType, ValidationFailed,
+};
+use berth_service_kit::paging::PageRequest;
 use berth_service_kit::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::item_client::Caller;
-use crate::model::{NewOrder, Order, validate_idempotency_key};
-use crate::saga::Saga;
+use crate::model::{IdempotencyKey, NewOrder, Order, validate_idempotency_key};
+use crate::saga::{OrderError, Saga};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -29,8 +34,10 @@ pub fn router(saga: Saga) -> Router {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(format = Uuid, example = "01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f")]
     pub cursor: Option<String>,
 }
 
@@ -42,13 +49,23 @@ pub struct OrderPage {
 }
 
 /// Place an order: prices the lines, reserves and confirms their stock.
-#[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = NewOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first result")),
-    responses((status = 201, body = Order, description = "Placed (or placed before under the same Idempotency-Key)"),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "Not enough stock, or the key's first request is in progress"),
-              (status = 422, body = Problem, content_type = "application/problem+json"),
-              (status = 503, body = Problem, content_type = "application/problem+json", description = "The item service is down or slow")))]
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", operation_id = "placeOrder", request_body = NewOrder,
+    params(IdempotencyKey),
+    responses((status = 201, body = Order, description = "Placed (or placed before under the same Idempotency-Key)",
+                  headers(("Location" = String, description = "`/v1/orders/<id>`"),
+                          ("idempotent-replayed" = String, description = "`true` when this is the first order, replayed")),
+                  links(
+                      ("getOrder" = (operation_id = "getOrder", parameters(("id" = "$response.body#/id")))),
+                      ("cancelOrder" = (operation_id = "cancelOrder", parameters(("id" = "$response.body#/id")),
+                          description = "Cancel it: its stock goes back")),
+                  )),
+              (status = 400, response = BadRequest),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+                  description = "`insufficient-stock`; `request-in-progress`: the key's first request has not finished"),
+              (status = 413, response = BodyTooLarge), (status = 415, response = UnsupportedMediaType),
+              (status = 422, body = Problem, content_type = "application/problem+json",
+                  description = "`validation-failed`: a field is invalid, an item does not exist or repeats an earlier line's, the items' currencies differ, or the total is too large; `idempotency-key-reused`: the key was used with another body"),
+              (status = 503, response = Unavailable)))]
 pub async fn create(
     State(saga): State<Saga>,
     caller: Caller,
@@ -84,42 +101,21 @@ pub async fn create(
 }
 
 /// List orders, oldest first.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", params(ListParams),
-    responses((status = 200, body = OrderPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", operation_id = "listOrders", params(ListParams),
+    responses((status = 200, body = OrderPage, description = "A page of orders"),
+              (status = 400, response = BadRequest), (status = 422, response = ValidationFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn list(
     State(saga): State<Saga>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<OrderPage>, Problem> {
-    let limit = params.limit.unwrap_or(20);
-    let mut errors = Vec::new();
-    if !(1..=100).contains(&limit) {
-        errors.push(FieldError::new("limit", "must be between 1 and 100"));
-    }
-    let after = match params.cursor.as_deref().map(Uuid::parse_str) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            errors.push(FieldError::new(
-                "cursor",
-                "is not a cursor this service returned",
-            ));
-            None
-        }
-    };
-    if !errors.is_empty() {
-        return Err(Problem::validation(errors));
-    }
-    let mut orders = saga
+    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
+    let orders = saga
         .store
-        .list(after, limit as usize + 1)
+        .list(page.after, page.rows())
         .await
-        .map_err(|e| e.to_problem())?;
-    let next_cursor = if orders.len() > limit as usize {
-        orders.truncate(limit as usize);
-        orders.last().map(|o| o.id.to_string())
-    } else {
-        None
-    };
+        .map_err(OrderError::Db)?;
+    let (orders, next_cursor) = page.page(orders, |order| order.id);
     Ok(axum::Json(OrderPage {
         orders,
         next_cursor,
@@ -127,8 +123,10 @@ pub async fn list(
 }
 
 /// Get one order.
-#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", operation_id = "getOrder", params(("id" = Uuid, Path, example = json!("01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f"))),
+    responses((status = 200, body = Order, description = "The order",
+                  links(("cancelOrder" = (operation_id = "cancelOrder", parameters(("id" = "$request.path.id")))))),
+              (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
 pub async fn get_one(
     State(saga): State<Saga>,
     Path(id): Path<Uuid>,
@@ -137,20 +135,106 @@ pub async fn get_one(
         .store
         .get(id)
         .await
-        .map_err(|e| e.to_problem())?
-        .ok_or_else(|| Problem::not_found("no order with this id"))?;
+        .map_err(OrderError::Db)?
+        .ok_or(OrderError::NotFound)?;
     Ok(axum::Json(order))
 }
 
 /// Cancel a placed order and release its stock; repeating it is harmless.
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Order), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 503, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", operation_id = "cancelOrder", params(("id" = Uuid, Path, example = json!("01936d40-1c5b-7e2a-8f3d-4a5b6c7d8e9f"))),
+    responses((status = 200, body = Order, description = "Cancelled (now or before)"), (status = 404, response = NotFound),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+                  description = "`order-in-progress`: still being placed; `order-not-placed`: it failed and holds nothing; `order-changed`: retry"),
+              (status = 503, response = Unavailable)))]
 pub async fn cancel(
     State(saga): State<Saga>,
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Order>, Problem> {
-    saga.cancel(id, &caller).await.map(axum::Json)
+    Ok(axum::Json(saga.cancel(id, &caller).await?))
+}
+
+impl From<OrderError> for Problem {
+    fn from(err: OrderError) -> Self {
+        match err {
+            OrderError::NotFound => Problem::not_found("no order with this id"),
+            OrderError::NoSuchItem { line } => {
+                invalid_line(line, "item_id", "no such item".to_owned())
+            }
+            OrderError::MixedCurrency { line, item, order } => invalid_line(
+                line,
+                "item_id",
+                format!("is priced in {item}, the order in {order}; one order has one currency"),
+            ),
+            OrderError::TotalTooLarge { line } => {
+                invalid_line(line, "quantity", "makes the total too large".to_owned())
+            }
+            OrderError::InsufficientStock {
+                line,
+                item_id,
+                detail,
+            } => Problem::conflict(
+                "insufficient-stock",
+                "Not enough stock",
+                format!("item {item_id} (lines[{line}]): {detail}"),
+            ),
+            OrderError::KeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            )
+            .with_detail("this Idempotency-Key was used for a different request body"),
+            OrderError::KeyInUse => Problem::conflict(
+                "request-in-progress",
+                "A request with this key is in progress",
+                "the first request with this Idempotency-Key has not finished; retry shortly",
+            ),
+            OrderError::StillPlacing => Problem::conflict(
+                "order-in-progress",
+                "The order is still being placed",
+                "retry the cancel shortly",
+            ),
+            OrderError::NeverPlaced => Problem::conflict(
+                "order-not-placed",
+                "The order was never placed",
+                "a failed order holds no stock",
+            ),
+            OrderError::Changed => Problem::conflict(
+                "order-changed",
+                "The order changed meanwhile",
+                "fetch it and retry",
+            ),
+            OrderError::Abandoned => Problem::unavailable(
+                "order-abandoned",
+                "The order was abandoned",
+                "placing took too long and the order was rolled back; retry",
+            ),
+            OrderError::DeadlinePassed(deadline) => Problem::unavailable(
+                "item-service-unavailable",
+                "The item service is unavailable",
+                format!(
+                    "placing the order did not finish within {} ms",
+                    deadline.as_millis()
+                ),
+            ),
+            OrderError::ReleasePending => Problem::unavailable(
+                "item-service-unavailable",
+                "The item service is unavailable",
+                "the order is cancelling; its stock will be released when the item service is back",
+            ),
+            OrderError::ItemService {
+                error,
+                breaker_open,
+            } => (*error).into_problem(breaker_open),
+            OrderError::Db(db) => db.to_problem(),
+        }
+    }
+}
+
+/// A 422 for one field of the order line `line`.
+fn invalid_line(line: usize, field: &str, message: String) -> Problem {
+    Problem::validation(vec![FieldError::new(
+        format!("lines[{line}].{field}"),
+        message,
+    )])
 }

@@ -6,26 +6,31 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_service_kit::extract::{Json, Path, Query};
+use berth_service_kit::openapi::{
+    BadRequest, BodyTooLarge, NotFound, PreconditionFailed, Unavailable, UnsupportedMediaType,
+    ValidationFailed,
+};
+use berth_service_kit::paging::PageRequest;
 use berth_service_kit::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{AppState, if_match};
+use super::{AppState, IfMatch, if_match};
 use crate::model::{Item, ItemInput, ItemPatch};
 use crate::store::{ListQuery, StoreError};
-
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(format = Uuid, example = "01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e")]
     pub cursor: Option<String>,
     /// Only items whose name contains this text, ignoring case.
+    #[param(example = "mug")]
     pub name: Option<String>,
 }
 
@@ -55,53 +60,41 @@ fn validated<T>(value: T, errors: Vec<FieldError>) -> Result<T, Problem> {
 }
 
 /// List items, oldest first.
-#[utoipa::path(get, path = "/v1/items", tag = "items", params(ListParams),
-    responses((status = 200, body = ItemPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/items", tag = "items", operation_id = "listItems", params(ListParams),
+    responses((status = 200, body = ItemPage, description = "A page of items"),
+              (status = 400, response = BadRequest), (status = 422, response = ValidationFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<ItemPage>, Problem> {
-    let mut errors = Vec::new();
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let after = match params.cursor.as_deref().map(Uuid::parse_str) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            errors.push(FieldError::new(
-                "cursor",
-                "is not a cursor this service returned",
-            ));
-            None
-        }
-    };
-    validated((), errors)?;
+    let page = PageRequest::parse(params.limit, params.cursor.as_deref())?;
     let query = ListQuery {
-        limit: limit as usize + 1,
-        after,
+        limit: page.rows(),
+        after: page.after,
         name: params.name.filter(|n| !n.is_empty()),
     };
-    let mut items = state.store.list_items(&query).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|item| item.id.to_string())
-    } else {
-        None
-    };
+    let items = state.store.list_items(&query).await?;
+    let (items, next_cursor) = page.page(items, |item| item.id);
     Ok(axum::Json(ItemPage { items, next_cursor }))
 }
 
 /// Create an item.
-#[utoipa::path(post, path = "/v1/items", tag = "items", request_body = ItemInput,
-    responses((status = 201, body = Item, headers(("ETag" = String), ("Location" = String))),
-              (status = 400, body = Problem, content_type = "application/problem+json"),
-              (status = 413, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(post, path = "/v1/items", tag = "items", operation_id = "createItem", request_body = ItemInput,
+    responses((status = 201, body = Item, description = "Created",
+                  headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "`/v1/items/<id>`")),
+                  links(
+                      ("getItem" = (operation_id = "getItem", parameters(("id" = "$response.body#/id")))),
+                      ("replaceItem" = (operation_id = "replaceItem", parameters(("id" = "$response.body#/id"), ("header.If-Match" = "$response.header.ETag")))),
+                      ("patchItem" = (operation_id = "patchItem", parameters(("id" = "$response.body#/id"), ("header.If-Match" = "$response.header.ETag")))),
+                      ("deleteItem" = (operation_id = "deleteItem", parameters(("id" = "$response.body#/id"), ("header.If-Match" = "$response.header.ETag")))),
+                      ("reserve" = (operation_id = "reserve", parameters(("key" = "item-{$response.body#/id}")),
+                          request_body = json!({"item_id": "$response.body#/id"}),
+                          description = "Set units of this item aside, under a key of the caller's choosing (here one made from the item's id, so it is new)")),
+                  )),
+              (status = 400, response = BadRequest), (status = 413, response = BodyTooLarge),
+              (status = 415, response = UnsupportedMediaType), (status = 422, response = ValidationFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn create(
     State(state): State<AppState>,
     Json(input): Json<ItemInput>,
@@ -118,9 +111,14 @@ pub async fn create(
 }
 
 /// Get one item.
-#[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Item, headers(("ETag" = String))),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items", operation_id = "getItem", params(("id" = Uuid, Path, example = json!("01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e"))),
+    responses((status = 200, body = Item, description = "The item", headers(("ETag" = String, description = "`\"<version>\"`")),
+                  links(
+                      ("replaceItem" = (operation_id = "replaceItem", parameters(("id" = "$request.path.id"), ("header.If-Match" = "$response.header.ETag")))),
+                      ("patchItem" = (operation_id = "patchItem", parameters(("id" = "$request.path.id"), ("header.If-Match" = "$response.header.ETag")))),
+                      ("deleteItem" = (operation_id = "deleteItem", parameters(("id" = "$request.path.id"), ("header.If-Match" = "$response.header.ETag")))),
+                  )),
+              (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<Response, Problem> {
     let item = state
         .store
@@ -131,11 +129,13 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<Uuid>) -> Result<
 }
 
 /// Replace every field of an item.
-#[utoipa::path(put, path = "/v1/items/{id}", tag = "items", request_body = ItemInput,
-    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag the change is based on")),
-    responses((status = 200, body = Item), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 412, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(put, path = "/v1/items/{id}", tag = "items", operation_id = "replaceItem", request_body = ItemInput,
+    params(("id" = Uuid, Path, example = json!("01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e")), IfMatch),
+    responses((status = 200, body = Item, description = "Replaced", headers(("ETag" = String, description = "`\"<version>\"`"))),
+              (status = 400, response = BadRequest), (status = 404, response = NotFound),
+              (status = 412, response = PreconditionFailed), (status = 413, response = BodyTooLarge),
+              (status = 415, response = UnsupportedMediaType), (status = 422, response = ValidationFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn replace(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -150,11 +150,15 @@ pub async fn replace(
 }
 
 /// Change some fields of an item.
-#[utoipa::path(patch, path = "/v1/items/{id}", tag = "items", request_body = ItemPatch,
-    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag the change is based on")),
-    responses((status = 200, body = Item), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 412, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(patch, path = "/v1/items/{id}", tag = "items", operation_id = "patchItem", request_body = ItemPatch,
+    params(("id" = Uuid, Path, example = json!("01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e")), IfMatch),
+    responses((status = 200, body = Item, description = "Changed", headers(("ETag" = String, description = "`\"<version>\"`"))),
+              (status = 400, response = BadRequest), (status = 404, response = NotFound),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+                  description = "`contended`: without `If-Match`, the item changed on every attempt to merge; retry"),
+              (status = 412, response = PreconditionFailed), (status = 413, response = BodyTooLarge),
+              (status = 415, response = UnsupportedMediaType), (status = 422, response = ValidationFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn patch(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
@@ -198,10 +202,11 @@ pub async fn patch(
 }
 
 /// Delete an item.
-#[utoipa::path(delete, path = "/v1/items/{id}", tag = "items",
-    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag the delete is based on")),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 412, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(delete, path = "/v1/items/{id}", tag = "items", operation_id = "deleteItem",
+    params(("id" = Uuid, Path, example = json!("01936d3e-8f2a-7b4c-9d1e-2f3a4b5c6d7e")), IfMatch),
+    responses((status = 204, description = "Deleted"), (status = 400, response = BadRequest),
+              (status = 404, response = NotFound), (status = 412, response = PreconditionFailed),
+              (status = 503, response = Unavailable)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,

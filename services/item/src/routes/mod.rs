@@ -11,6 +11,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post, put};
 use berth_service_kit::Problem;
+use utoipa::IntoParams;
 
 use crate::store::{Store, StoreError};
 
@@ -91,8 +92,26 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// The `If-Match` header of the writes, as the document describes it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by `if_match`; this type only describes it
+pub struct IfMatch {
+    /// The ETag the change is based on (`"<version>"`; the bare version is
+    /// taken too), or `*`. A stale one is a 412; anything else is a 400.
+    #[param(
+        rename = "If-Match",
+        nullable = false,
+        pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#,
+        example = "\"1\""
+    )]
+    if_match: Option<String>,
+}
+
 /// The version an `If-Match` header asks for: `None` when absent or `*`.
-/// A value that is not one of our ETags can never match, so it is a 412.
+/// Anything but one ETag of ours is the client's mistake, not a race, so it
+/// is a 400 rather than a 412. A weak tag, and the bare version (which this
+/// service has always taken), are taken as the version.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -101,10 +120,25 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     if text == "*" {
         return Ok(None);
     }
-    let tag = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    tag.parse::<i64>().map(Some).map_err(|_| {
-        Problem::precondition_failed(format!("If-Match {text:?} is not an ETag of this service"))
-    })
+    fn unquote(tag: &str) -> Option<&str> {
+        tag.strip_prefix('"')?.strip_suffix('"')
+    }
+    let digits = match text.strip_prefix("W/") {
+        Some(weak) => unquote(weak),
+        None => unquote(text).or(Some(text)),
+    };
+    // At most 18 digits: always an i64.
+    let version = digits.filter(|digits| {
+        (1..=18).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    });
+    match version {
+        Some(digits) => Ok(digits.parse().ok()),
+        None => Err(Problem::bad_request(
+            "invalid-if-match",
+            "If-Match is not an ETag",
+            format!("If-Match {text:?} is not `*` or an ETag of this service such as \"3\""),
+        )),
+    }
 }
 
 pub(crate) fn created_or_ok(created: bool) -> StatusCode {

@@ -9,9 +9,12 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use berth_service_kit::Problem;
 use berth_service_kit::extract::{Json, Path};
+use berth_service_kit::openapi::{
+    BadRequest, BodyTooLarge, NotFound, Unavailable, UnsupportedMediaType, ValidationFailed,
+};
 
 use super::{AppState, created_or_ok};
-use crate::model::{Reservation, ReservationInput, validate_reservation_key};
+use crate::model::{Reservation, ReservationInput, ReservationKey, validate_reservation_key};
 use crate::store::StoreError;
 
 fn checked_key(key: String) -> Result<String, Problem> {
@@ -20,13 +23,25 @@ fn checked_key(key: String) -> Result<String, Problem> {
 }
 
 /// Reserve units of an item under `key`.
-#[utoipa::path(put, path = "/v1/reservations/{key}", tag = "reservations", request_body = ReservationInput,
-    params(("key" = String, Path, description = "Client-chosen idempotency key")),
-    responses((status = 201, body = Reservation, description = "Reserved"),
-              (status = 200, body = Reservation, description = "The same request was made before; nothing new reserved"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "Not enough stock, or the key is used otherwise"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(put, path = "/v1/reservations/{key}", tag = "reservations", operation_id = "reserve",
+    request_body = ReservationInput, params(ReservationKey),
+    responses((status = 201, body = Reservation, description = "Reserved", links(
+                      ("reserveAgain" = (operation_id = "reserve", parameters(("key" = "$request.path.key")), request_body = "$request.body",
+                          description = "The same request again, as a retry sends it: 200, and nothing more is reserved")),
+                      ("getReservation" = (operation_id = "getReservation", parameters(("key" = "$request.path.key")))),
+                      ("confirmReservation" = (operation_id = "confirmReservation", parameters(("key" = "$request.path.key")))),
+                      ("releaseReservation" = (operation_id = "releaseReservation", parameters(("key" = "$request.path.key")))),
+                  )),
+              (status = 200, body = Reservation, description = "The same request was made before; nothing new reserved", links(
+                      ("getReservation" = (operation_id = "getReservation", parameters(("key" = "$request.path.key")))),
+                      ("confirmReservation" = (operation_id = "confirmReservation", parameters(("key" = "$request.path.key")))),
+                      ("releaseReservation" = (operation_id = "releaseReservation", parameters(("key" = "$request.path.key")))),
+                  )),
+              (status = 400, response = BadRequest), (status = 404, response = NotFound),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+                  description = "`insufficient-stock`; `reservation-key-conflict`: the key reserves something else; `reservation-released`: the key was released"),
+              (status = 413, response = BodyTooLarge), (status = 415, response = UnsupportedMediaType),
+              (status = 422, response = ValidationFailed), (status = 503, response = Unavailable)))]
 pub async fn reserve(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -45,8 +60,10 @@ pub async fn reserve(
 }
 
 /// Get a reservation.
-#[utoipa::path(get, path = "/v1/reservations/{key}", tag = "reservations", params(("key" = String, Path)),
-    responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(get, path = "/v1/reservations/{key}", tag = "reservations", operation_id = "getReservation",
+    params(ReservationKey),
+    responses((status = 200, body = Reservation, description = "The reservation"), (status = 404, response = NotFound),
+              (status = 422, response = ValidationFailed), (status = 503, response = Unavailable)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -61,9 +78,14 @@ pub async fn get(
 }
 
 /// Confirm a held reservation: the units are sold and no longer expire.
-#[utoipa::path(post, path = "/v1/reservations/{key}/confirm", tag = "reservations", params(("key" = String, Path)),
-    responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "Released or expired")))]
+#[utoipa::path(post, path = "/v1/reservations/{key}/confirm", tag = "reservations", operation_id = "confirmReservation",
+    params(ReservationKey),
+    responses((status = 200, body = Reservation, description = "Confirmed (now or before)",
+                  links(("releaseReservation" = (operation_id = "releaseReservation", parameters(("key" = "$request.path.key")))))),
+              (status = 404, response = NotFound),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+                  description = "`reservation-not-held`: released or expired"),
+              (status = 422, response = ValidationFailed), (status = 503, response = Unavailable)))]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -73,8 +95,10 @@ pub async fn confirm(
 }
 
 /// Release a reservation: its units go back to stock.
-#[utoipa::path(post, path = "/v1/reservations/{key}/release", tag = "reservations", params(("key" = String, Path)),
-    responses((status = 200, body = Reservation)))]
+#[utoipa::path(post, path = "/v1/reservations/{key}/release", tag = "reservations", operation_id = "releaseReservation",
+    params(ReservationKey),
+    responses((status = 200, body = Reservation, description = "Released (now or before); an unknown key is recorded as released"),
+              (status = 422, response = ValidationFailed), (status = 503, response = Unavailable)))]
 pub async fn release(
     State(state): State<AppState>,
     Path(key): Path<String>,
