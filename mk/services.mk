@@ -2,7 +2,7 @@
 # both stores, the benchmark and the container images.
 SERVICES_PACKAGES := -p berth-service-kit -p item-service -p order-service
 
-.PHONY: services-build run-item run-order services-postgres test-services lint-services bench-services services-images
+.PHONY: services-build run-item run-order services-postgres test-services test-contract lint-services bench-services services-images
 
 services-build: ## build the item and order service binaries
 	cargo build -p item-service -p order-service
@@ -21,14 +21,18 @@ test-services: ## every service test, on the in-memory store and on PostgreSQL (
 	cargo build -p item-service -p order-service --bins && \
 	cargo test $(SERVICES_PACKAGES)
 
+test-contract: ## each service against its own /openapi.json: schemathesis (pinned, in a venv under ~/.cache/berth), every check, all four phases, in memory
+	scripts/contract/run.sh
+
 lint-services: ## rustfmt check and clippy (warnings are errors) for the services
 	cargo fmt --check $(SERVICES_PACKAGES)
 	cargo clippy $(SERVICES_PACKAGES) --all-targets -- -D warnings
 
-bench-services: ## benchmark the services against a bare hello server (wrk, pinned cores); writes bench/services/results.md
+bench-services: ## benchmark the services against their floors (bare handlers doing the same work) and a hello server (wrk, pinned cores); prints and writes bench/services/results.md
 	bench/services/run.sh
 
-services-images: ## build the services' container images with podman or docker
+services-images: ## build the services' container images with podman or docker (the Containerfile's item-service and order-service targets)
 	engine=$$(command -v podman || command -v docker) && \
-	$$engine build -f services/item/Containerfile -t berth/item-service:dev . && \
-	$$engine build -f services/order/Containerfile -t berth/order-service:dev .
+	for image in item-service order-service; do \
+		$$engine build -f Containerfile --target $$image -t berth/$$image:dev . || exit 1; \
+	done

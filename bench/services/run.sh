@@ -1,27 +1,48 @@
 #!/usr/bin/env bash
 # Benchmark of the reference services on loopback (not a test: it asserts
-# nothing and takes about two minutes).
+# nothing and takes about four minutes).
 #
 # Measures throughput and p50/p99 latency with wrk of
 #   GET /v1/items/{id}, POST /v1/items (item service) and POST /v1/orders
 #   (order service calling the item service), on the in-memory store and on
-#   PostgreSQL, and, in the same run and with the same load, a bare axum
-#   hello server (examples/hello.rs in berth-service-kit) as the ceiling.
+#   PostgreSQL, and in the same run, with the same load and pinning:
+# - each row's floor: a bare axum handler doing the same work and nothing
+#   else (examples/item_floor.rs and examples/order_floor.rs in the
+#   services: the same store, model and validation, no middleware). For
+#   POST /v1/orders the
+#   floor is the sum of its parts' per-request costs: the order's own work
+#   (the order floor), plus its three item calls, measured on the item
+#   service: GET /v1/items/{id} (the GET row) and reserve + confirm (a row
+#   alternating the two, bench/services/reserve_confirm.lua);
+# - the ceiling: a bare axum hello server (examples/hello.rs in
+#   berth-service-kit), which does less work than any route.
 # The server side (the service under test, the item service behind the order
 # service, and PostgreSQL) is pinned to CPU $SERVER_CPU, wrk to CPU $LOAD_CPU.
 # Request logs are off (RUST_LOG=warn) so the figures measure the service.
 #
 #   bench/services/run.sh            writes bench/services/results.md
 #   BENCH_DURATION=5s BENCH_CONNECTIONS=16 bench/services/run.sh
+#   BENCH_BIN=dir                    builds nothing: takes the binaries from dir
+#                                    (services) and dir/examples (floors, hello)
+#   BENCH_SERVICES_BIN=dir           takes item-service and order-service from
+#                                    dir (e.g. a copy built before a change)
+#   BENCH_STORES=postgres BENCH_ROWS=orders BENCH_OUT=/tmp/orders.md
+#                                    a quick partial run: only the stores named,
+#                                    and with BENCH_ROWS=orders only POST
+#                                    /v1/orders, its floor and its parts (no
+#                                    ceiling, no item floors, no POST /v1/items)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${BENCH_DURATION:-10s}
-CONNECTIONS=${BENCH_CONNECTIONS:-32}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 OUT=${BENCH_OUT:-bench/services/results.md}
-BIN=${CARGO_TARGET_DIR:-target}/release
+STORES=${BENCH_STORES:-memory postgres}
+ROWS=${BENCH_ROWS:-all}
+BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release}
+SERVICES_BIN=${BENCH_SERVICES_BIN:-$BIN}
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -37,8 +58,12 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release -p item-service -p order-service --bins
-cargo build --release -p berth-service-kit --example hello
+if [[ -z ${BENCH_BIN:-} ]]; then
+    cargo build --release -p item-service -p order-service --bins
+    cargo build --release -p berth-service-kit --example hello
+    cargo build --release -p item-service --example item_floor
+    cargo build --release -p order-service --example order_floor
+fi
 
 PG_URL=$(scripts/postgres.sh)
 PG_DIR=${BERTH_PG_DIR:-/var/tmp/berth-postgres}
@@ -70,9 +95,11 @@ stop_all() {
     PIDS=()
 }
 
-# load LABEL STORE URL [SCRIPT]: one wrk run; appends a row to rows.tsv.
+# load KIND LABEL STORE URL [SCRIPT]: one wrk run; appends a row to rows.tsv.
+# KIND: ceiling, floor (the bare handler for the service row of the same
+# label), part (a part of POST /v1/orders' floor) or service.
 load() {
-    local label=$1 store=$2 url=$3 script=${4:-}
+    local kind=$1 label=$2 store=$3 url=$4 script=${5:-}
     local args=(-t1 "-c$CONNECTIONS" "-d$DURATION" --latency)
     [[ -n $script ]] && args+=(-s "bench/services/$script")
     echo "== $label ($store): wrk ${args[*]} $url" >&2
@@ -85,7 +112,7 @@ load() {
     total=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$WORK/wrk.out")
     errors=$(awk '/Socket errors:/ {print $0}' "$WORK/wrk.out" | sed 's/^ *Socket errors: *//')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$store" "$rps" "$p50" "$p99" "$total" "${non2xx:-0}" "${errors:-none}" >>"$WORK/rows.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$label" "$store" "$rps" "$p50" "$p99" "$total" "${non2xx:-0}" "${errors:-none}" >>"$WORK/rows.tsv"
 }
 
 json_field() { python3 -c "import sys, json; print(json.load(sys.stdin)[\"$1\"])"; }
@@ -97,27 +124,44 @@ new_item() { # PORT STOCK -> id
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# The ceiling.
-start hello 18090 "$BIN/examples/hello"
-load "GET /hello (ceiling)" "-" "http://127.0.0.1:18090/hello"
-load "POST /hello (ceiling)" "-" "http://127.0.0.1:18090/hello" post_item.lua
-stop_all
+if [[ $ROWS == all ]]; then
+    # The ceiling.
+    start hello 18090 "$BIN/examples/hello"
+    load ceiling "GET /hello" "-" "http://127.0.0.1:18090/hello"
+    load ceiling "POST /hello" "-" "http://127.0.0.1:18090/hello" post_item.lua
+    stop_all
+fi
 
 suffix=$(date +%s)
-for store in memory postgres; do
-    db_env=()
-    if [[ $store == postgres ]]; then db_env=(DATABASE_URL="$PG_URL" DATABASE_SCHEMA="bench_item_$suffix"); fi
-    start item 18091 "$BIN/item-service" "${db_env[@]}"
-    order_db_env=()
-    if [[ $store == postgres ]]; then order_db_env=(DATABASE_URL="$PG_URL" DATABASE_SCHEMA="bench_orders_$suffix"); fi
-    start order 18092 "$BIN/order-service" ITEM_URL=http://127.0.0.1:18091 "${order_db_env[@]}"
+for store in $STORES; do
+    # db_env SCHEMA: the variables of a process keeping its data in
+    # PostgreSQL schema SCHEMA (of this run), one a line; none in memory.
+    db_env() { if [[ $store == postgres ]]; then printf '%s\n' "DATABASE_URL=$PG_URL" "DATABASE_SCHEMA=$1_$suffix"; fi; }
+    mapfile -t env < <(db_env bench_item)
+    start item 18091 "$SERVICES_BIN/item-service" "${env[@]}"
+    mapfile -t env < <(db_env bench_orders)
+    start order 18092 "$SERVICES_BIN/order-service" ITEM_URL=http://127.0.0.1:18091 "${env[@]}"
+    mapfile -t env < <(db_env bench_item_floor)
+    start item_floor 18093 "$BIN/examples/item_floor" "${env[@]}"
+    mapfile -t env < <(db_env bench_orders_floor)
+    start order_floor 18094 "$BIN/examples/order_floor" "${env[@]}"
 
     one=$(new_item 18091 10)
+    floor_one=$(new_item 18093 10)
     ids=()
     for _ in $(seq 1 50); do ids+=("$(new_item 18091 1000000000)"); done
-    load "GET /v1/items/{id}" "$store" "http://127.0.0.1:18091/v1/items/$one"
-    load "POST /v1/items" "$store" "http://127.0.0.1:18091/v1/items" post_item.lua
-    ITEM_IDS=$(IFS=,; echo "${ids[*]}") load "POST /v1/orders" "$store" "http://127.0.0.1:18092/v1/orders" post_order.lua
+    export ITEM_IDS
+    ITEM_IDS=$(IFS=,; echo "${ids[*]}")
+    # Each row right after its floor, so both see the same moment's load.
+    [[ $ROWS == all ]] && load floor "GET /v1/items/{id}" "$store" "http://127.0.0.1:18093/v1/items/$floor_one"
+    load service "GET /v1/items/{id}" "$store" "http://127.0.0.1:18091/v1/items/$one"
+    if [[ $ROWS == all ]]; then
+        load floor "POST /v1/items" "$store" "http://127.0.0.1:18093/v1/items" post_item.lua
+        load service "POST /v1/items" "$store" "http://127.0.0.1:18091/v1/items" post_item.lua
+    fi
+    load part "PUT /v1/reservations/{key} + POST .../confirm" "$store" "http://127.0.0.1:18091" reserve_confirm.lua
+    load floor "POST /v1/orders" "$store" "http://127.0.0.1:18094/v1/orders" post_order.lua
+    load service "POST /v1/orders" "$store" "http://127.0.0.1:18092/v1/orders" post_order.lua
     stop_all
 done
 
@@ -125,7 +169,26 @@ python3 - "$WORK/rows.tsv" "$OUT" "$LOAD_BEFORE" "$DURATION" "$CONNECTIONS" "$SE
 import platform, subprocess, sys, datetime
 rows_path, out, load_before, duration, conns, server_cpu, load_cpu = sys.argv[1:]
 rows = [line.rstrip("\n").split("\t") for line in open(rows_path)]
-ceiling = {r[0].split()[0]: float(r[2]) for r in rows if "ceiling" in r[0]}
+rps = {(kind, label, store): float(r) for kind, label, store, r, *_ in rows}
+ceiling = {label.split()[0]: r for (kind, label, _), r in rps.items() if kind == "ceiling"}
+
+
+def floor_of(label, store):
+    """The floor's req/s for a service row: its bare handler's, or for
+    POST /v1/orders the sum of its parts' per-request costs (the order's own
+    work, one GET of an item, one reserve and one confirm)."""
+    own = rps.get(("floor", label, store))
+    if own is None:
+        return None
+    if label != "POST /v1/orders":
+        return own
+    get = rps.get(("service", "GET /v1/items/{id}", store))
+    pair = rps.get(("part", "PUT /v1/reservations/{key} + POST .../confirm", store))
+    if not get or not pair:
+        return None
+    return 1 / (1 / own + 1 / get + 2 / pair)
+
+
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
@@ -149,19 +212,40 @@ lines = [
     "  and for the postgres rows the whole PostgreSQL cluster (fsync off, over loopback TCP). wrk pinned to CPU " + load_cpu + ".",
     "- Request logs off (`RUST_LOG=warn`); metrics, request ids and body limits on, as in production.",
     "- POST /v1/orders: one line of quantity 1 over 50 items; each order is 3 HTTP calls to the item service",
-    "  (get, reserve, confirm) plus the order store writes. Ceiling: a bare axum/hyper hello server, same load.",
+    "  (get, reserve, confirm) plus the order store writes.",
+    "- Floors: bare axum handlers on the same store doing the same work (examples/item_floor.rs, examples/order_floor.rs);",
+    "  ceiling: a bare axum hello server (examples/hello.rs). Same load, same pinning, same run.",
     "",
     "## Results",
     "",
-    "| endpoint | store | req/s | p50 | p99 | requests | non-2xx | socket errors | share of ceiling |",
-    "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    "| endpoint | store | req/s | p50 | p99 | requests | non-2xx | socket errors | floor req/s | share of floor | share of ceiling |",
+    "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
 ]
-for label, store, rps, p50, p99, total, non2xx, errors in rows:
+names = {"ceiling": " (ceiling)", "floor": " (floor)", "part": " (part of the orders floor)", "service": ""}
+for kind, label, store, r, p50, p99, total, non2xx, errors in rows:
+    r = float(r)
     method = label.split()[0]
-    ratio = f"{float(rps) / ceiling[method]:.1%}" if method in ceiling and "ceiling" not in label else "100%"
-    lines.append(f"| {label} | {store} | {float(rps):,.0f} | {p50} | {p99} | {total} | {non2xx} | {errors} | {ratio} |")
-lines.append("")
-lines.append("The share of ceiling divides a row's req/s by the hello server's for the same method.")
-open(out, "w").write("\n".join(lines) + "\n")
+    floor, of_floor, of_ceiling = "", "", ""
+    if kind == "service":
+        f = floor_of(label, store)
+        if f:
+            floor, of_floor = f"{f:,.0f}", f"{r / f:.1%}"
+    if kind in ("service", "floor") and method in ceiling:
+        of_ceiling = f"{r / ceiling[method]:.1%}"
+    lines.append(f"| {label}{names[kind]} | {store} | {r:,.0f} | {p50} | {p99} | {total} | {non2xx} | {errors} | {floor} | {of_floor} | {of_ceiling} |")
+lines += [
+    "",
+    "Share of floor: a row's req/s over its floor's, the bare handler doing the same work in the same run;",
+    "for POST /v1/orders the floor is 1 / (1/order floor + 1/GET /v1/items/{id} + 2/reservations part), the",
+    "sum of the per-request costs of its own work and its three item calls. Share of ceiling: over the",
+    "hello server's req/s for the same method.",
+]
 print("\n".join(lines))
+# What follows "## Notes" in the file is written by hand: kept.
+try:
+    previous = open(out).read()
+    notes = previous[previous.index("\n## Notes"):]
+except (OSError, ValueError):
+    notes = ""
+open(out, "w").write("\n".join(lines) + "\n" + notes)
 PY

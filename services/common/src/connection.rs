@@ -18,13 +18,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use axum::routing::future::RouteFuture;
 use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tower::Service;
@@ -65,34 +66,44 @@ pub struct Connection {
     draining: Arc<AtomicBool>,
 }
 
-impl Connection {
-    fn should_close(&self) -> bool {
-        self.draining.load(Ordering::Relaxed) || Instant::now() >= self.close_after
-    }
-}
-
 impl Service<Request> for Connection {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         <Router as Service<Request>>::poll_ready(&mut self.app, cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let answer = self.app.call(request);
-        let this = self.clone();
-        Box::pin(async move {
-            let mut response = answer.await?;
-            // Decided when the answer is ready: a stop that began while the
-            // request ran closes this connection too.
-            if this.should_close() {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(response)
-        })
+        Answer {
+            answer: self.app.call(request),
+            close_after: self.close_after,
+            draining: self.draining.clone(),
+        }
+    }
+}
+
+/// The app's answer to one request on a [`Connection`], polled in place
+/// (no box per request).
+pub struct Answer {
+    answer: RouteFuture<Infallible>,
+    close_after: Instant,
+    draining: Arc<AtomicBool>,
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut response = ready!(Pin::new(&mut self.answer).poll(cx))?;
+        // Decided when the answer is ready: a stop that began while the
+        // request ran closes this connection too.
+        if self.draining.load(Ordering::Relaxed) || Instant::now() >= self.close_after {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        Poll::Ready(Ok(response))
     }
 }

@@ -26,13 +26,7 @@ where
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json"
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
+            .is_some_and(is_json);
         if !json_content {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -52,8 +46,24 @@ where
     }
 }
 
+/// `application/json` or `application/*+json`, parameters ignored.
+fn is_json(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    let (kind, subtype) = mime.split_once('/').unwrap_or_default();
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() >= 5
+                && subtype.as_bytes()[subtype.len() - 5..].eq_ignore_ascii_case(b"+json"))
+}
+
 /// Parses JSON, classifying failures as malformed (400) or invalid (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Most bodies are valid: parse them without the bookkeeping of the path
+    // to each value, and parse a failed one again with it, to name the field.
+    serde_json::from_slice(bytes).or_else(|_| parse_json_naming_the_field(bytes))
+}
+
+fn parse_json_naming_the_field<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -149,5 +159,20 @@ mod tests {
         let err = parse_json::<Body>(b"{\"quantity\": 1} trailing").unwrap_err();
         assert_eq!(err.status, 400);
         assert!(parse_json::<Body>(b"{\"quantity\": 1}").is_ok());
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_in_any_case_with_parameters() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/problem+json",
+            " application/merge-patch+JSON ;x=y",
+        ] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in ["text/json", "application/jsonx", "json", ""] {
+            assert!(!is_json(no), "{no}");
+        }
     }
 }

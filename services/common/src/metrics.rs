@@ -2,7 +2,8 @@
 //! method and status; latency histogram; requests in flight) plus whatever a
 //! service registers itself, all served as text at `/metrics`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -37,7 +38,27 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: HistogramFamily,
     in_flight: Gauge,
+    /// Each route's series, found once and kept, so that measuring a request
+    /// is one lookup by its route template and allocates no labels.
+    routes: RwLock<HashMap<Box<str>, Arc<RouteSeries>>>,
 }
+
+/// Handles to one route's series (the family's own, shared), by method.
+struct RouteSeries {
+    route: Box<str>,
+    by_method: [OnceLock<MethodSeries>; METHODS.len()],
+}
+
+struct MethodSeries {
+    duration: Histogram,
+    /// A route answers with a handful of statuses: a short list.
+    requests: RwLock<Vec<(u16, Counter)>>,
+}
+
+/// The method labels; anything else is `OTHER`.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "OTHER",
+];
 
 impl Metrics {
     /// Creates the HTTP metrics; `register` adds the service's own.
@@ -68,6 +89,7 @@ impl Metrics {
             requests,
             duration,
             in_flight,
+            routes: RwLock::default(),
         })
     }
 
@@ -86,28 +108,58 @@ impl Metrics {
         let route = req
             .extensions()
             .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "unmatched".to_owned());
+            .map_or("unmatched", MatchedPath::as_str);
         self.in_flight.inc();
         RequestTimer {
             metrics: self.clone(),
-            route,
-            method: method_label(req.method()),
+            series: self.route_series(route),
+            method: method_index(req.method()),
             started: Instant::now(),
         }
     }
+
+    fn route_series(&self, route: &str) -> Arc<RouteSeries> {
+        let known = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(series) = known.get(route) {
+            return series.clone();
+        }
+        drop(known);
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        routes
+            .entry(route.into())
+            .or_insert_with(|| {
+                Arc::new(RouteSeries {
+                    route: route.into(),
+                    by_method: Default::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn method_series<'a>(&self, series: &'a RouteSeries, method: usize) -> &'a MethodSeries {
+        series.by_method[method].get_or_init(|| MethodSeries {
+            duration: self
+                .duration
+                .get_or_create(&RouteLabels {
+                    route: series.route.to_string(),
+                    method: METHODS[method],
+                })
+                .clone(),
+            requests: RwLock::default(),
+        })
+    }
 }
 
-fn method_label(method: &Method) -> &'static str {
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
@@ -115,8 +167,8 @@ fn method_label(method: &Method) -> &'static str {
 /// dropped, also when the request future is cancelled.
 pub struct RequestTimer {
     metrics: Arc<Metrics>,
-    route: String,
-    method: &'static str,
+    series: Arc<RouteSeries>,
+    method: usize,
     started: Instant,
 }
 
@@ -124,20 +176,28 @@ impl RequestTimer {
     /// Records the outcome; returns the latency.
     pub fn finish(self, status: u16) -> std::time::Duration {
         let elapsed = self.started.elapsed();
-        let labels = RouteLabels {
-            route: self.route.clone(),
-            method: self.method,
-        };
-        self.metrics
-            .duration
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
-        let labels = RequestLabels {
-            route: labels.route,
-            method: self.method,
-            status,
-        };
-        self.metrics.requests.get_or_create(&labels).inc();
+        let series = self.metrics.method_series(&self.series, self.method);
+        series.duration.observe(elapsed.as_secs_f64());
+        let counted = series.requests.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, counter)) = counted.iter().find(|(s, _)| *s == status) {
+            counter.inc();
+            return elapsed;
+        }
+        drop(counted);
+        let counter = self
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: self.series.route.to_string(),
+                method: METHODS[self.method],
+                status,
+            })
+            .clone();
+        counter.inc();
+        let mut counted = series.requests.write().unwrap_or_else(|e| e.into_inner());
+        if !counted.iter().any(|(s, _)| *s == status) {
+            counted.push((status, counter));
+        }
         elapsed
     }
 }

@@ -10,24 +10,52 @@ use std::convert::Infallible;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the request being handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
+/// The longest caller id kept; a longer one is replaced by a new id.
+const MAX_LEN: usize = 128;
+
+/// The id of the request being handled. Held inline rather than in a
+/// `String`: every request gets one, and it is copied for handlers and
+/// echoed, so a heap id would cost allocations on every request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestId {
+    /// Visible ASCII only (checked when made), so always a valid header.
+    bytes: [u8; MAX_LEN],
+    len: u8,
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RequestId").field(&self.as_str()).finish()
+    }
+}
 
 impl RequestId {
     pub fn generate() -> Self {
-        Self(fast_v7().to_string())
+        let mut bytes = [0u8; MAX_LEN];
+        let text = fast_v7().hyphenated().encode_lower(&mut bytes[..36]).len();
+        Self {
+            bytes,
+            len: text as u8,
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Always ASCII: see `bytes`.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
     fn from_header(value: &HeaderValue) -> Option<Self> {
-        let value = value.to_str().ok()?;
+        let value = value.as_bytes();
         let sane =
-            !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
-        sane.then(|| Self(value.to_owned()))
+            !value.is_empty() && value.len() <= MAX_LEN && value.iter().all(u8::is_ascii_graphic);
+        sane.then(|| {
+            let mut bytes = [0u8; MAX_LEN];
+            bytes[..value.len()].copy_from_slice(value);
+            Self {
+                bytes,
+                len: value.len() as u8,
+            }
+        })
     }
 }
 
@@ -57,7 +85,7 @@ pub fn assign(req: &mut Request) -> RequestId {
 
 /// Echoes the id in the response.
 pub fn echo(response: &mut Response, id: &RequestId) {
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
+    if let Ok(value) = HeaderValue::from_bytes(id.as_str().as_bytes()) {
         response.headers_mut().insert(HEADER, value);
     }
 }
@@ -102,8 +130,9 @@ mod tests {
 
     #[test]
     fn generated_ids_are_distinct_v7_uuids() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| RequestId::generate().0).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| RequestId::generate().as_str().to_owned())
+            .collect();
         assert_eq!(ids.len(), 10_000);
         let one = uuid::Uuid::parse_str(ids.iter().next().unwrap()).unwrap();
         assert_eq!(one.get_version_num(), 7);

@@ -1,7 +1,8 @@
 //! Assembles a service: its API routes plus the shared endpoints (`/healthz`,
 //! `/readyz`, `/metrics`, `/openapi.json`), problem+json fallbacks, and the
-//! layers every request passes through (panic guard, request id and span,
-//! body limit, metrics); then serves it until SIGTERM.
+//! layers every request passes through (see [`crate::observe`]: panic guard,
+//! request id, trace and span, metrics; and the body limit); then serves it
+//! until SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,20 +10,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tracing::Instrument;
 
 use crate::connection::Connections;
 use crate::health::{self, Health};
 use crate::metrics::{self, Metrics};
-use crate::problem::{self, Problem};
-use crate::{request_id, trace};
+use crate::observe::ObserveLayer;
+use crate::problem;
 
 /// What the shared endpoints and layers need.
 #[derive(Clone)]
@@ -64,67 +61,16 @@ pub fn app(api: Router, kit: &Kit) -> Router {
     )
     .fallback(problem::route_not_found)
     .method_not_allowed_fallback(problem::method_not_allowed)
-    .layer(axum::middleware::from_fn_with_state(
-        Observe {
-            metrics: kit.metrics.clone(),
-            body_limit,
-        },
-        observe,
-    ))
-    .layer(DefaultBodyLimit::max(body_limit))
-    .layer(CatchPanicLayer::custom(
-        |_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("handler panicked");
-            Problem::internal().into_response()
-        },
-    ))
-}
-
-#[derive(Clone)]
-struct Observe {
-    metrics: Arc<Metrics>,
-    body_limit: usize,
-}
-
-/// The one middleware every request passes: assigns its id and trace, runs
-/// it in a span (so every log line carries both), measures it, logs its
-/// completion and echoes the id. One layer
-/// rather than one per concern keeps the per-request cost down.
-async fn observe(State(observe): State<Observe>, mut req: Request, next: Next) -> Response {
-    let id = request_id::assign(&mut req);
-    let trace = trace::assign(&mut req);
-    let timer = observe.metrics.start(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.as_str(),
-        trace_id = %trace.trace_id(),
-        method = %req.method(),
-        path = %req.uri().path()
-    );
-    let mut response = next.run(req).instrument(span.clone()).await;
-    // Extractors answer an oversized body with our problem; this catches the
-    // limit hit by anything else (e.g. a streaming body).
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_problem(&response) {
-        response = Problem::body_too_large(Some(observe.body_limit)).into_response();
-    }
-    let status = response.status().as_u16();
-    let latency = timer.finish(status);
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = latency.as_secs_f64() * 1e3,
-            "request completed"
-        );
-    });
-    request_id::echo(&mut response, &id);
-    response
-}
-
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == problem::CONTENT_TYPE.as_bytes())
+    // One `layer` call: axum wraps each call's layers into one more boxed
+    // route, paid on every request.
+    .layer(
+        tower::ServiceBuilder::new()
+            .layer(ObserveLayer {
+                metrics: kit.metrics.clone(),
+                body_limit,
+            })
+            .layer(DefaultBodyLimit::max(body_limit)),
+    )
 }
 
 /// How a service serves connections and stops, the Kubernetes way: on

@@ -14,13 +14,14 @@ use axum::http::{HeaderName, request::Parts};
 
 pub const HEADER: HeaderName = HeaderName::from_static("traceparent");
 
-/// The trace a request belongs to, and its own span in it.
+/// The trace a request belongs to, and its own span in it. The ids are held
+/// as their hex text inline: every request has one, so no heap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {
     /// 32 lowercase hex digits, never all zero.
-    trace_id: String,
+    trace_id: [u8; 32],
     /// 16 lowercase hex digits: this request's span, the parent of its calls.
-    span_id: String,
+    span_id: [u8; 16],
     /// The caller's `sampled` flag, passed on unchanged.
     sampled: bool,
 }
@@ -28,30 +29,48 @@ pub struct Trace {
 impl Trace {
     /// Continues the trace of a valid `traceparent`, or starts a new one.
     pub fn continue_or_start(traceparent: Option<&str>) -> Self {
-        let (trace_id, sampled) = traceparent
-            .and_then(parse)
-            .unwrap_or_else(|| (format!("{:016x}{:016x}", nonzero(), nonzero()), true));
+        let (trace_id, sampled) = traceparent.and_then(parse).unwrap_or_else(|| {
+            let mut id = [0u8; 32];
+            hex(nonzero(), &mut id[..16]);
+            hex(nonzero(), &mut id[16..]);
+            (id, true)
+        });
+        let mut span_id = [0u8; 16];
+        hex(nonzero(), &mut span_id);
         Self {
             trace_id,
-            span_id: format!("{:016x}", nonzero()),
+            span_id,
             sampled,
         }
     }
 
     pub fn trace_id(&self) -> &str {
-        &self.trace_id
+        // Always hex digits: see the field.
+        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+    }
+
+    fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.span_id).unwrap_or_default()
     }
 
     /// The `traceparent` for a call made while handling this request.
     pub fn for_call(&self) -> String {
         let flags = if self.sampled { "01" } else { "00" };
-        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
+        format!("00-{}-{}-{flags}", self.trace_id(), self.span_id())
+    }
+}
+
+/// Writes `value` as 16 lowercase hex digits into `out`.
+fn hex(value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, digit) in out.iter_mut().enumerate().take(16) {
+        *digit = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
     }
 }
 
 /// `version-traceid-parentid-flags`, version 00 (or a later one, read as 00
 /// as the spec asks); returns the trace id and the sampled flag.
-fn parse(value: &str) -> Option<(String, bool)> {
+fn parse(value: &str) -> Option<([u8; 32], bool)> {
     let mut parts = value.trim().split('-');
     let (version, trace_id, parent_id, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -68,7 +87,8 @@ fn parse(value: &str) -> Option<(String, bool)> {
         && !zero(parent_id)
         && hex(flags, 2);
     let sampled = u8::from_str_radix(flags, 16).ok()? & 1 == 1;
-    valid.then(|| (trace_id.to_owned(), sampled))
+    let trace_id: [u8; 32] = trace_id.as_bytes().try_into().ok()?;
+    valid.then_some((trace_id, sampled))
 }
 
 /// A random non-zero u64 (ids must not be all zero).

@@ -12,13 +12,22 @@
 //!
 //! 4xx answers are the item service working correctly, so they count as
 //! successes for the breaker and are never retried.
+//!
+//! A call's fixed parts are made once: its URI and JSON body before the
+//! first attempt, the caller's `x-request-id` and `traceparent` once per
+//! request handled (see [`Caller`]); an attempt only sends (see
+//! [`transport`]).
+
+mod caller;
+mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, Uri};
 use backon::{ExponentialBuilder, Retryable};
-use berth_service_kit::{Problem, RequestId, Trace};
+use berth_service_kit::Problem;
 use failsafe::backoff::Constant;
 use failsafe::failure_policy::ConsecutiveFailures;
 use failsafe::{Config as BreakerConfig, Instrument, StateMachine};
@@ -27,42 +36,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use reqwest::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Whom a call to item is made for: the request being handled, whose id
-/// and trace go with the call (`x-request-id`, `traceparent`), so one order
-/// can be followed through both services' logs.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub request_id: RequestId,
-    pub trace: Trace,
-}
-
-impl Caller {
-    /// For work no request asked for (the start-up recovery): new ids.
-    pub fn background() -> Self {
-        Self {
-            request_id: RequestId::generate(),
-            trace: Trace::continue_or_start(None),
-        }
-    }
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self {
-            request_id: RequestId::from_request_parts(parts, state).await?,
-            trace: Trace::from_request_parts(parts, state).await?,
-        })
-    }
-}
+pub use caller::Caller;
+use transport::{Transport, TransportError};
 
 /// How calls to the item service behave.
 #[derive(Debug, Clone)]
@@ -189,22 +167,23 @@ pub struct ReservationView {
     pub status: String,
 }
 
+/// The body of a reserve.
+#[derive(Serialize)]
+struct ReserveBody {
+    item_id: Uuid,
+    quantity: i64,
+}
+
 pub struct ItemClient {
-    http: reqwest::Client,
+    transport: Transport,
     config: ItemClientConfig,
     breaker: StateMachine<ConsecutiveFailures<Constant>, BreakerGauge>,
     metrics: ItemMetrics,
 }
 
 impl ItemClient {
-    pub fn new(
-        config: ItemClientConfig,
-        metrics: ItemMetrics,
-    ) -> Result<Arc<Self>, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()?;
+    pub fn new(config: ItemClientConfig, metrics: ItemMetrics) -> Result<Arc<Self>, String> {
+        let transport = Transport::new(&config.base_url, config.timeout)?;
         let policy = failsafe::failure_policy::consecutive_failures(
             config.breaker_failures,
             failsafe::backoff::constant(config.breaker_open),
@@ -214,7 +193,7 @@ impl ItemClient {
             .instrument(BreakerGauge(metrics.breaker_state.clone()))
             .build();
         Ok(Arc::new(Self {
-            http,
+            transport,
             config,
             breaker,
             metrics,
@@ -226,14 +205,9 @@ impl ItemClient {
     }
 
     pub async fn get_item(&self, id: Uuid, caller: &Caller) -> Result<Option<ItemView>, ItemError> {
+        let uri = self.transport.uri(format_args!("v1/items/{id}"));
         match self
-            .call(
-                "get_item",
-                Method::GET,
-                &format!("v1/items/{id}"),
-                None,
-                caller,
-            )
+            .call("get_item", Method::GET, uri, None, caller)
             .await?
         {
             (StatusCode::OK, body) => parse(&body).map(Some),
@@ -249,15 +223,11 @@ impl ItemClient {
         quantity: i64,
         caller: &Caller,
     ) -> Result<ReservationView, ItemError> {
-        let body = serde_json::json!({ "item_id": item_id, "quantity": quantity });
+        let body = serde_json::to_vec(&ReserveBody { item_id, quantity })
+            .map_err(|e| ItemError::Unexpected(e.to_string()))?;
+        let uri = self.transport.uri(format_args!("v1/reservations/{key}"));
         match self
-            .call(
-                "reserve",
-                Method::PUT,
-                &format!("v1/reservations/{key}"),
-                Some(body),
-                caller,
-            )
+            .call("reserve", Method::PUT, uri, Some(Bytes::from(body)), caller)
             .await?
         {
             (StatusCode::OK | StatusCode::CREATED, body) => parse(&body),
@@ -266,14 +236,11 @@ impl ItemClient {
     }
 
     pub async fn confirm(&self, key: &str, caller: &Caller) -> Result<ReservationView, ItemError> {
+        let uri = self
+            .transport
+            .uri(format_args!("v1/reservations/{key}/confirm"));
         match self
-            .call(
-                "confirm",
-                Method::POST,
-                &format!("v1/reservations/{key}/confirm"),
-                None,
-                caller,
-            )
+            .call("confirm", Method::POST, uri, None, caller)
             .await?
         {
             (StatusCode::OK, body) => parse(&body),
@@ -282,14 +249,11 @@ impl ItemClient {
     }
 
     pub async fn release(&self, key: &str, caller: &Caller) -> Result<ReservationView, ItemError> {
+        let uri = self
+            .transport
+            .uri(format_args!("v1/reservations/{key}/release"));
         match self
-            .call(
-                "release",
-                Method::POST,
-                &format!("v1/reservations/{key}/release"),
-                None,
-                caller,
-            )
+            .call("release", Method::POST, uri, None, caller)
             .await?
         {
             (StatusCode::OK, body) => parse(&body),
@@ -302,24 +266,12 @@ impl ItemClient {
         &self,
         operation: &'static str,
         method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
+        uri: Result<Uri, String>,
+        body: Option<Bytes>,
         caller: &Caller,
-    ) -> Result<(StatusCode, axum::body::Bytes), ItemError> {
-        let url = self
-            .config
-            .base_url
-            .join(path)
-            .map_err(|e| ItemError::Unexpected(e.to_string()))?;
-        let attempt = || {
-            self.attempt(
-                operation,
-                method.clone(),
-                url.clone(),
-                body.as_ref(),
-                caller,
-            )
-        };
+    ) -> Result<(StatusCode, Bytes), ItemError> {
+        let uri = uri.map_err(ItemError::Unexpected)?;
+        let attempt = || self.attempt(operation, method.clone(), uri.clone(), body.clone(), caller);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.retry_base)
             .with_max_delay(self.config.retry_max)
@@ -350,10 +302,10 @@ impl ItemClient {
         &self,
         operation: &'static str,
         method: Method,
-        url: reqwest::Url,
-        body: Option<&serde_json::Value>,
+        uri: Uri,
+        body: Option<Bytes>,
         caller: &Caller,
-    ) -> Result<(StatusCode, axum::body::Bytes), Attempt> {
+    ) -> Result<(StatusCode, Bytes), Attempt> {
         let outcome = |outcome: &'static str| {
             self.metrics
                 .calls
@@ -364,23 +316,11 @@ impl ItemClient {
             outcome("breaker_open");
             return Err(Attempt::Final(ItemError::BreakerOpen));
         }
-        let mut request = self
-            .http
-            .request(method, url)
-            .timeout(self.config.timeout)
-            .header("x-request-id", caller.request_id.as_str())
-            .header(berth_service_kit::trace::HEADER, caller.trace.for_call());
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let result = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let bytes = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, bytes))
-        }
-        .await;
-        match result {
+        match self
+            .transport
+            .exchange(method, uri, body, &caller.headers())
+            .await
+        {
             Ok((status, _)) if status.is_server_error() => {
                 self.breaker.on_error();
                 outcome("server_error");
@@ -399,24 +339,22 @@ impl ItemClient {
             }
             Err(e) => {
                 self.breaker.on_error();
-                let (label, why) = if e.is_timeout() {
-                    (
+                let (label, why) = match e {
+                    TransportError::Timeout => (
                         "timeout",
                         format!(
                             "the item service did not answer within {} ms",
-                            self.config.timeout.as_millis()
+                            self.transport.timeout().as_millis()
                         ),
-                    )
-                } else if e.is_connect() {
-                    (
+                    ),
+                    TransportError::Connect => (
                         "connect_error",
                         "the item service cannot be reached".to_owned(),
-                    )
-                } else {
-                    (
+                    ),
+                    TransportError::Other(e) => (
                         "transport_error",
                         format!("the call to the item service failed: {e}"),
-                    )
+                    ),
                 };
                 outcome(label);
                 Err(Attempt::Retryable(why))
