@@ -23,7 +23,8 @@
 #                    so one full resync of all N falls inside it (default 600)
 #   CONCURRENCY=8    the operator's --concurrency, and the number of parallel
 #                    kubectl processes of the floors (the same parallelism)
-#   PARALLEL=4       kubectl processes sending the MicroServices themselves
+#   PARALLEL=4       kubectl processes creating the MicroServices (the update
+#                    wave sends their change with CONCURRENCY, as its floor does)
 #   OLD_FLOOR=1      also time the floor of earlier rounds (children at 0
 #                    replicas, time until `kubectl create` returns) and print
 #                    both floors and both ratios, to show the change of yardstick
@@ -148,6 +149,22 @@ fresh_namespace() {
 # Each Service takes an address and the cluster's range (BERTH_SERVICE_CIDR)
 # is a /20 (4094): above that a second ServiceCIDR is added, no restart and
 # no wipe needed.
+# The kwok nodes hold 350 pods each (tests/cluster/manifests/kwok-node.yaml).
+# An update wave surges one new pod per MicroService before the old one goes,
+# so the largest N needs room for 2N pods at once: at 1050 a wave of 1000
+# stalled on Pending pods until old ones ended. Raised here, for this
+# cluster only (the nodes are simulated, so the room costs nothing).
+room_for_pods() {
+  local largest=0 n per_node
+  for n in "${SIZES[@]}"; do ((n > largest)) && largest=$n; done
+  per_node=$(((2 * largest + 100) / 3 + 1))
+  ((per_node > 350)) || return 0
+  for node in kwok-node-0 kwok-node-1 kwok-node-2; do
+    "$K" patch node "$node" --subresource=status --type=merge \
+      -p "{\"status\":{\"capacity\":{\"pods\":\"$per_node\"},\"allocatable\":{\"pods\":\"$per_node\"}}}" >/dev/null
+  done
+}
+
 wide_service_range() {
   "$K" apply -f - >/dev/null <<'YAML'
 apiVersion: networking.k8s.io/v1
@@ -555,7 +572,7 @@ bench() {
   # Update wave: every image changes at once (the operator back on its defaults).
   restart_operator "$n" "$ns" "restart for the update wave (default flags)"
   local w0; w0=$(metric berth_api_writes_total)
-  measure images_are "$ns" "$n" 2 -- in_parallel "$PARALLEL" "$OUT/ms-$n-v2.yaml" apply --server-side --force-conflicts --field-manager=bench
+  measure images_are "$ns" "$n" 2 -- in_parallel "$CONCURRENCY" "$OUT/ms-$n-v2.yaml" apply --server-side --force-conflicts --field-manager=bench
   local wave_s=$DONE_S
   log "update wave: all $n Deployments on the new image ${wave_s}s after the first apply (sent in ${SENT_S}s); writes +$(($(metric berth_api_writes_total) - w0)); peak RSS $(mb "$(hwm_kb "$OP")"); CPU $(cpu_s "$OP")s"
   log "  requests by verb: $(requests_by_verb)"
@@ -633,6 +650,7 @@ bench_operator_only() {
   apf_report "$OUT/apf-op-$n-before.txt" "$OUT/apf-op-$n-after.txt" "from before the first create to after the quiet interval; all clients"
 }
 
+[[ $MODE == operator-only ]] || room_for_pods
 for n in "${SIZES[@]}"; do
   if [[ $MODE == full ]]; then bench "$n"; else bench_operator_only "$n"; fi
 done
