@@ -93,6 +93,14 @@ autoscaling: { minReplicas: 1, maxReplicas: 2, targetCPUUtilizationPercentage: 8
 disruptionBudget: { maxUnavailable: "50%" }"#;
     env.apply_microservice("item", spec).await.unwrap();
     env.wait_ready("item").await.unwrap();
+    // As above: the autoscaler's first report is real news (a status write),
+    // and it can come after writes look settled.
+    wait_for(&env.microservices(), "item", |ms: Option<&MicroService>| {
+        ms.and_then(|ms| condition(ms, "ScalingActive"))
+            .is_some_and(|c| c.status == "True")
+    })
+    .await
+    .unwrap();
     let before = settled(&env.operator).await;
     let children = LiveChildren::capture(&env.client, &env.ns.name)
         .await
