@@ -1,7 +1,8 @@
 //! The choice every service makes at start: its data in memory (one
 //! replica, no setup) or in PostgreSQL (`DATABASE_URL` set; many replicas,
 //! migrated at start). A service keeps a [`Store`] of its own two store
-//! types and forwards each operation to the one chosen with
+//! types, declared with [`service_store!`](crate::service_store), and
+//! forwards each operation to the one chosen with
 //! [`dispatch!`](crate::dispatch).
 
 use jiff::Timestamp;
@@ -46,6 +47,45 @@ impl<M, P> Store<M, P> {
             Store::Postgres(_) => "postgres",
         }
     }
+}
+
+/// Declares a service's store: a newtype over [`Store`] of the service's
+/// in-memory and PostgreSQL store types, with `open` (from the
+/// configuration; the PostgreSQL store is made with its `new(Database)`
+/// after `migrations` ran) and `kind`. The service adds its operations in
+/// an `impl` of its own, each forwarding with [`dispatch!`](crate::dispatch).
+/// A macro, not a generic, because those operations need a type of the
+/// service's own crate to be declared on.
+#[macro_export]
+macro_rules! service_store {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            memory: $memory:ty,
+            postgres: $postgres:ty,
+            migrations: $migrations:expr $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name($crate::store::Store<$memory, $postgres>);
+
+        impl $name {
+            /// The store the configuration asks for, and the health of its
+            /// database.
+            pub async fn open(
+                server: &$crate::config::ServerConfig,
+            ) -> Result<($name, $crate::health::Health), $crate::postgres::DbError> {
+                let (store, health) =
+                    $crate::store::Store::open(server, $migrations, <$postgres>::new).await?;
+                Ok(($name(store), health))
+            }
+
+            /// `memory` or `postgres`.
+            pub fn kind(&self) -> &'static str {
+                self.0.kind()
+            }
+        }
+    };
 }
 
 /// Forwards one operation to the store chosen: `dispatch!(store, s =>

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_service_kit::config::{Env, ServerConfig};
-use item_service::model::{Item, ItemInput};
+use item_service::model::ItemInput;
+use item_service::routes::items::{created, with_etag};
 use item_service::store::Store;
 use uuid::Uuid;
 
@@ -36,15 +37,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn with_etag(status: StatusCode, item: Item) -> Response {
-    let etag = HeaderValue::from_str(&item.etag()).ok();
-    let mut response = (status, axum::Json(item)).into_response();
-    if let Some(etag) = etag {
-        response.headers_mut().insert(header::ETAG, etag);
-    }
-    response
-}
-
 async fn get_one(State(store): State<Arc<Store>>, Path(id): Path<Uuid>) -> Response {
     match store.get_item(id).await {
         Ok(Some(item)) => with_etag(StatusCode::OK, item),
@@ -60,13 +52,8 @@ async fn create(State(store): State<Arc<Store>>, body: Bytes) -> Response {
     if !input.validate().is_empty() {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     }
-    let Ok(item) = store.create_item(input).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let location = HeaderValue::from_str(&format!("/v1/items/{}", item.id)).ok();
-    let mut response = with_etag(StatusCode::CREATED, item);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
+    match store.create_item(input).await {
+        Ok(item) => created(item),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    response
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use berth_service_kit::both_stores;
-use berth_service_kit::testing::{Api, Backend};
+use berth_service_kit::testing::items::{create_item, reserve, stock};
+use berth_service_kit::testing::{Api, Backend, Reply, assert_get_statuses};
 use serde_json::{Value, json};
 
 struct Harness {
@@ -22,41 +23,43 @@ async fn harness(backend: &Backend, extra: &[(&str, &str)]) -> Harness {
     }
 }
 
-async fn create(api: &Api, name: &str, price: i64, stock: i64) -> Value {
-    let reply = api
-        .json(
-            Method::POST,
-            "/v1/items",
-            &json!({"name": name, "price_minor": price, "currency": "EUR", "stock": stock}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
-    reply.json()
+/// `POST /v1/items` of `item`, valid or not.
+async fn post_item(api: &Api, item: &Value) -> Reply {
+    api.json(Method::POST, "/v1/items", item).await
 }
 
-async fn stock(api: &Api, id: &str) -> i64 {
-    api.get(&format!("/v1/items/{id}")).await.json()["stock"]
-        .as_i64()
-        .expect("stock")
-}
-
-async fn reserve(
-    api: &Api,
-    key: &str,
-    item: &str,
-    quantity: i64,
-) -> berth_service_kit::testing::Reply {
-    api.json(
+/// `PUT /v1/items/{id}` of `item` if the item is at the version `etag`
+/// names.
+async fn replace_if_match(api: &Api, id: &str, etag: &str, item: &Value) -> Reply {
+    api.json_with_headers(
         Method::PUT,
-        &format!("/v1/reservations/{key}"),
-        &json!({"item_id": item, "quantity": quantity}),
+        &format!("/v1/items/{id}"),
+        &[("if-match", etag)],
+        item,
+    )
+    .await
+}
+
+/// `DELETE /v1/items/{id}` if the item is at the version `etag` names.
+async fn delete_if_match(api: &Api, id: &str, etag: &str) -> Reply {
+    api.send(
+        Method::DELETE,
+        &format!("/v1/items/{id}"),
+        &[("if-match", etag)],
+        None,
     )
     .await
 }
 
 async fn crud_and_pagination(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let created = create(&h.api, "Blue mug", 1250, 7).await;
+    let created = post_item(
+        &h.api,
+        &json!({"name": "Blue mug", "price_minor": 1250, "currency": "EUR", "stock": 7}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    let created = created.json();
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["version"], 1);
     assert_eq!(created["price_minor"], 1250);
@@ -67,26 +70,14 @@ async fn crud_and_pagination(backend: Backend) {
     assert_eq!(got.json(), created);
 
     for i in 0..4 {
-        create(&h.api, &format!("Plate {i}"), 500, 1).await;
+        create_item(&h.api, &format!("Plate {i}"), 500, "EUR", 1).await;
     }
     let page = h.api.get("/v1/items?limit=2").await.json();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let page2 = h
-        .api
-        .get(&format!("/v1/items?limit=2&cursor={cursor}"))
-        .await
-        .json();
+    let page2 = h.api.next_page("/v1/items?limit=2", &page).await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert_ne!(page["items"][0]["id"], page2["items"][0]["id"]);
-    let page3 = h
-        .api
-        .get(&format!(
-            "/v1/items?limit=2&cursor={}",
-            page2["next_cursor"].as_str().unwrap()
-        ))
-        .await
-        .json();
+    let page3 = h.api.next_page("/v1/items?limit=2", &page2).await;
     assert_eq!(page3["items"].as_array().unwrap().len(), 1);
     assert!(page3["next_cursor"].is_null());
 
@@ -95,19 +86,13 @@ async fn crud_and_pagination(backend: Backend) {
     let mugs = h.api.get("/v1/items?name=mug").await.json();
     assert_eq!(mugs["items"].as_array().unwrap().len(), 1);
 
-    let replaced = h
-        .api
-        .send(
-            Method::PUT,
-            &format!("/v1/items/{id}"),
-            &[("content-type", "application/json"), ("if-match", "\"1\"")],
-            Some(
-                json!({"name": "Red mug", "price_minor": 1300, "currency": "EUR", "stock": 9})
-                    .to_string()
-                    .into_bytes(),
-            ),
-        )
-        .await;
+    let replaced = replace_if_match(
+        &h.api,
+        id,
+        "\"1\"",
+        &json!({"name": "Red mug", "price_minor": 1300, "currency": "EUR", "stock": 9}),
+    )
+    .await;
     assert_eq!(replaced.status, StatusCode::OK, "{:?}", replaced.json());
     assert_eq!(replaced.json()["version"], 2);
     assert_eq!(replaced.json()["description"], "");
@@ -125,10 +110,7 @@ async fn crud_and_pagination(backend: Backend) {
     assert_eq!(patched.json()["description"], "glazed");
     assert_eq!(patched.json()["version"], 3);
 
-    let deleted = h
-        .api
-        .send(Method::DELETE, &format!("/v1/items/{id}"), &[], None)
-        .await;
+    let deleted = h.api.delete(&format!("/v1/items/{id}")).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
         h.api.get(&format!("/v1/items/{id}")).await.status,
@@ -138,78 +120,32 @@ async fn crud_and_pagination(backend: Backend) {
 
 async fn stale_writes_are_refused(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Lamp", 9900, 2).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = |name: &str| {
-        Some(
-            json!({"name": name, "price_minor": 1, "currency": "EUR", "stock": 1})
-                .to_string()
-                .into_bytes(),
-        )
-    };
-    let first = h
-        .api
-        .send(
-            Method::PUT,
-            &format!("/v1/items/{id}"),
-            &[("content-type", "application/json"), ("if-match", "\"1\"")],
-            body("first"),
-        )
-        .await;
+    let id = create_item(&h.api, "Lamp", 9900, "EUR", 2).await;
+    let body = |name: &str| json!({"name": name, "price_minor": 1, "currency": "EUR", "stock": 1});
+    let first = replace_if_match(&h.api, &id, "\"1\"", &body("first")).await;
     assert_eq!(first.status, StatusCode::OK);
     // A second writer that also read version 1 loses, and changes nothing.
-    let stale = h
-        .api
-        .send(
-            Method::PUT,
-            &format!("/v1/items/{id}"),
-            &[("content-type", "application/json"), ("if-match", "\"1\"")],
-            body("stale"),
-        )
-        .await;
-    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(stale.problem_slug(), "precondition-failed");
+    let stale = replace_if_match(&h.api, &id, "\"1\"", &body("stale")).await;
+    stale.assert_problem(StatusCode::PRECONDITION_FAILED, "precondition-failed");
     assert_eq!(
         stale.header("content-type"),
         Some("application/problem+json")
     );
     let stale_patch = h
         .api
-        .send(
+        .json_with_headers(
             Method::PATCH,
             &format!("/v1/items/{id}"),
-            &[
-                ("content-type", "application/json"),
-                ("if-match", "W/\"1\""),
-            ],
-            Some(br#"{"name":"stale"}"#.to_vec()),
+            &[("if-match", "W/\"1\"")],
+            &json!({"name": "stale"}),
         )
         .await;
     assert_eq!(stale_patch.status, StatusCode::PRECONDITION_FAILED);
-    let stale_delete = h
-        .api
-        .send(
-            Method::DELETE,
-            &format!("/v1/items/{id}"),
-            &[("if-match", "\"1\"")],
-            None,
-        )
-        .await;
+    let stale_delete = delete_if_match(&h.api, &id, "\"1\"").await;
     assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
-    let junk = h
-        .api
-        .send(
-            Method::DELETE,
-            &format!("/v1/items/{id}"),
-            &[("if-match", "\"abc\"")],
-            None,
-        )
-        .await;
+    let junk = delete_if_match(&h.api, &id, "\"abc\"").await;
     // Not an ETag at all is the client's mistake, not a lost race.
-    assert_eq!(junk.status, StatusCode::BAD_REQUEST);
-    assert_eq!(junk.problem_slug(), "invalid-if-match");
+    junk.assert_problem(StatusCode::BAD_REQUEST, "invalid-if-match");
     let item = h.api.get(&format!("/v1/items/{id}")).await.json();
     assert_eq!(item["name"], "first");
     assert_eq!(item["version"], 2);
@@ -219,24 +155,15 @@ async fn problems_for_bad_requests(backend: Backend) {
     let h = harness(&backend, &[("BODY_LIMIT_BYTES", "2048")]).await;
     let malformed = h
         .api
-        .send(
-            Method::POST,
-            "/v1/items",
-            &[("content-type", "application/json")],
-            Some(b"{\"name\":".to_vec()),
-        )
+        .raw(Method::POST, "/v1/items", "application/json", b"{\"name\":")
         .await;
-    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    assert_eq!(malformed.problem_slug(), "malformed-body");
+    malformed.assert_problem(StatusCode::BAD_REQUEST, "malformed-body");
 
-    let invalid = h
-        .api
-        .json(
-            Method::POST,
-            "/v1/items",
-            &json!({"name": "", "price_minor": -5, "currency": "euro", "stock": 1}),
-        )
-        .await;
+    let invalid = post_item(
+        &h.api,
+        &json!({"name": "", "price_minor": -5, "currency": "euro", "stock": 1}),
+    )
+    .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     let body = invalid.json();
     assert_eq!(body["type"], "https://berth.dev/problems/validation-failed");
@@ -248,84 +175,56 @@ async fn problems_for_bad_requests(backend: Backend) {
         .collect();
     assert_eq!(fields, ["name", "price_minor", "currency"]);
 
-    let wrong_type = h
-        .api
-        .json(
-            Method::POST,
-            "/v1/items",
-            &json!({"name": "x", "price_minor": 1.5, "currency": "EUR", "stock": 1}),
-        )
-        .await;
+    let wrong_type = post_item(
+        &h.api,
+        &json!({"name": "x", "price_minor": 1.5, "currency": "EUR", "stock": 1}),
+    )
+    .await;
     assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(wrong_type.json()["errors"][0]["field"], "price_minor");
 
-    let unknown_field = h
-        .api
-        .json(
-            Method::POST,
-            "/v1/items",
-            &json!({"name": "x", "price_minor": 1, "currency": "EUR", "stock": 1, "colour": "red"}),
-        )
-        .await;
+    let unknown_field = post_item(
+        &h.api,
+        &json!({"name": "x", "price_minor": 1, "currency": "EUR", "stock": 1, "colour": "red"}),
+    )
+    .await;
     assert_eq!(unknown_field.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let not_json = h
         .api
-        .send(
-            Method::POST,
-            "/v1/items",
-            &[("content-type", "text/plain")],
-            Some(b"hi".to_vec()),
-        )
+        .raw(Method::POST, "/v1/items", "text/plain", b"hi")
         .await;
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let huge = json!({"name": "x".repeat(5000), "price_minor": 1, "currency": "EUR", "stock": 1});
-    let too_large = h.api.json(Method::POST, "/v1/items", &huge).await;
-    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(too_large.problem_slug(), "body-too-large");
+    let too_large = post_item(&h.api, &huge).await;
+    too_large.assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large");
 
     let missing = h
         .api
         .get("/v1/items/0190a0a0-0000-7000-8000-000000000000")
         .await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(missing.problem_slug(), "not-found");
+    missing.assert_problem(StatusCode::NOT_FOUND, "not-found");
     assert_eq!(
-        h.api.get("/v1/items/not-a-uuid").await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        h.api.get("/v1/nothing-here").await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        h.api
-            .send(Method::DELETE, "/v1/items", &[], None)
-            .await
-            .status,
+        h.api.delete("/v1/items").await.status,
         StatusCode::METHOD_NOT_ALLOWED
     );
-    assert_eq!(
-        h.api.get("/v1/items?limit=0").await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        h.api.get("/v1/items?limit=abc").await.status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        h.api.get("/v1/items?cursor=xyz").await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    assert_get_statuses(
+        &h.api,
+        &[
+            ("/v1/items/not-a-uuid", StatusCode::NOT_FOUND),
+            ("/v1/nothing-here", StatusCode::NOT_FOUND),
+            ("/v1/items?limit=0", StatusCode::UNPROCESSABLE_ENTITY),
+            ("/v1/items?limit=abc", StatusCode::BAD_REQUEST),
+            ("/v1/items?cursor=xyz", StatusCode::UNPROCESSABLE_ENTITY),
+        ],
+    )
+    .await;
 }
 
 async fn no_input_makes_it_fail(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Fuzz", 1, 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_item(&h.api, "Fuzz", 1, "EUR", 1).await;
     let bodies: Vec<Vec<u8>> = vec![
         b"".to_vec(),
         b"null".to_vec(),
@@ -349,12 +248,7 @@ async fn no_input_makes_it_fail(backend: Backend) {
         for body in &bodies {
             let reply = h
                 .api
-                .send(
-                    method.clone(),
-                    uri,
-                    &[("content-type", "application/json")],
-                    Some(body.clone()),
-                )
+                .raw(method.clone(), uri, "application/json", body)
                 .await;
             assert!(
                 !reply.status.is_server_error(),
@@ -376,10 +270,7 @@ async fn no_input_makes_it_fail(backend: Backend) {
 
 async fn reservations_take_and_return_stock(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Chair", 4000, 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_item(&h.api, "Chair", 4000, "EUR", 5).await;
 
     let first = reserve(&h.api, "order:1:0", &id, 3).await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -394,12 +285,10 @@ async fn reservations_take_and_return_stock(backend: Backend) {
     assert_eq!(stock(&h.api, &id).await, 2);
 
     let reused = reserve(&h.api, "order:1:0", &id, 1).await;
-    assert_eq!(reused.status, StatusCode::CONFLICT);
-    assert_eq!(reused.problem_slug(), "reservation-key-conflict");
+    reused.assert_problem(StatusCode::CONFLICT, "reservation-key-conflict");
 
     let too_many = reserve(&h.api, "order:2:0", &id, 3).await;
-    assert_eq!(too_many.status, StatusCode::CONFLICT);
-    assert_eq!(too_many.problem_slug(), "insufficient-stock");
+    too_many.assert_problem(StatusCode::CONFLICT, "insufficient-stock");
     assert_eq!(stock(&h.api, &id).await, 2);
     // A failed reserve leaves its key unused.
     assert_eq!(
@@ -424,85 +313,32 @@ async fn reservations_take_and_return_stock(backend: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
-    let confirmed = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:1:0/confirm",
-            &[],
-            None,
-        )
-        .await;
+    let confirmed = h.api.post("/v1/reservations/order:1:0/confirm").await;
     assert_eq!(confirmed.status, StatusCode::OK);
     assert_eq!(confirmed.json()["status"], "confirmed");
     assert!(confirmed.json()["expires_at"].is_null());
-    let confirmed_again = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:1:0/confirm",
-            &[],
-            None,
-        )
-        .await;
+    let confirmed_again = h.api.post("/v1/reservations/order:1:0/confirm").await;
     assert_eq!(confirmed_again.status, StatusCode::OK);
     assert_eq!(stock(&h.api, &id).await, 2);
 
-    let released = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:1:0/release",
-            &[],
-            None,
-        )
-        .await;
+    let released = h.api.post("/v1/reservations/order:1:0/release").await;
     assert_eq!(released.status, StatusCode::OK);
     assert_eq!(released.json()["status"], "released");
     assert_eq!(stock(&h.api, &id).await, 5);
-    let released_again = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:1:0/release",
-            &[],
-            None,
-        )
-        .await;
+    let released_again = h.api.post("/v1/reservations/order:1:0/release").await;
     assert_eq!(released_again.status, StatusCode::OK);
     assert_eq!(stock(&h.api, &id).await, 5);
-    let confirm_released = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:1:0/confirm",
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(confirm_released.status, StatusCode::CONFLICT);
-    assert_eq!(confirm_released.problem_slug(), "reservation-not-held");
+    let confirm_released = h.api.post("/v1/reservations/order:1:0/confirm").await;
+    confirm_released.assert_problem(StatusCode::CONFLICT, "reservation-not-held");
 
     // Releasing a key first means a reserve arriving late takes nothing.
-    let early = h
-        .api
-        .send(
-            Method::POST,
-            "/v1/reservations/order:5:0/release",
-            &[],
-            None,
-        )
-        .await;
+    let early = h.api.post("/v1/reservations/order:5:0/release").await;
     assert_eq!(early.status, StatusCode::OK);
     let late = reserve(&h.api, "order:5:0", &id, 1).await;
-    assert_eq!(late.status, StatusCode::CONFLICT);
-    assert_eq!(late.problem_slug(), "reservation-released");
+    late.assert_problem(StatusCode::CONFLICT, "reservation-released");
     assert_eq!(stock(&h.api, &id).await, 5);
     assert_eq!(
-        h.api
-            .send(Method::POST, "/v1/reservations/nope/confirm", &[], None)
-            .await
-            .status,
+        h.api.post("/v1/reservations/nope/confirm").await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -516,10 +352,7 @@ async fn held_reservations_expire(backend: Backend) {
         ],
     )
     .await;
-    let id = create(&h.api, "Desk", 20000, 4).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_item(&h.api, "Desk", 20000, "EUR", 4).await;
     assert_eq!(
         reserve(&h.api, "exp:held", &id, 3).await.status,
         StatusCode::CREATED
@@ -529,10 +362,7 @@ async fn held_reservations_expire(backend: Backend) {
         StatusCode::CREATED
     );
     assert_eq!(
-        h.api
-            .send(Method::POST, "/v1/reservations/exp:kept/confirm", &[], None)
-            .await
-            .status,
+        h.api.post("/v1/reservations/exp:kept/confirm").await.status,
         StatusCode::OK
     );
     assert_eq!(stock(&h.api, &id).await, 0);
@@ -552,19 +382,13 @@ async fn held_reservations_expire(backend: Backend) {
         h.api.get("/v1/reservations/exp:kept").await.json()["status"],
         "confirmed"
     );
-    let confirm_late = h
-        .api
-        .send(Method::POST, "/v1/reservations/exp:held/confirm", &[], None)
-        .await;
+    let confirm_late = h.api.post("/v1/reservations/exp:held/confirm").await;
     assert_eq!(confirm_late.status, StatusCode::CONFLICT);
 }
 
 async fn concurrent_reserves_never_oversell(backend: Backend) {
     let h = harness(&backend, &[]).await;
-    let id = create(&h.api, "Last units", 100, 10).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = create_item(&h.api, "Last units", 100, "EUR", 10).await;
     let mut tasks = Vec::new();
     for i in 0..40 {
         let api = h.api.clone();
@@ -601,7 +425,7 @@ async fn health_metrics_and_openapi(backend: Backend) {
     assert_eq!(h.api.get("/healthz").await.status, StatusCode::OK);
     let ready = h.api.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.json());
-    create(&h.api, "Counted", 1, 1).await;
+    create_item(&h.api, "Counted", 1, "EUR", 1).await;
     let metrics = String::from_utf8(h.api.get("/metrics").await.body).unwrap();
     assert!(
         metrics.contains(r#"http_requests_total{route="/v1/items",method="POST",status="201"} 1"#),

@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_service_kit::config::{Env, ServerConfig};
 use order_service::model::{NewOrder, Order, OrderLine, OrderStatus, Pricing};
-use order_service::store::{Inserted, Store, now};
-use uuid::Uuid;
+use order_service::store::{Inserted, Store};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,26 +42,7 @@ async fn create(State(store): State<Arc<Store>>, body: Bytes) -> Response {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     }
     let fingerprint = input.fingerprint();
-    let now = now();
-    let order = Order {
-        id: Uuid::now_v7(),
-        status: OrderStatus::Pending,
-        lines: input
-            .lines
-            .iter()
-            .map(|l| OrderLine {
-                item_id: l.item_id,
-                quantity: l.quantity,
-                name: None,
-                unit_price_minor: None,
-                line_total_minor: None,
-            })
-            .collect(),
-        currency: None,
-        total_minor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let order = Order::pending(&input);
     match store.insert_pending(&order, None, &fingerprint).await {
         Ok(Inserted::New) => {}
         _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),

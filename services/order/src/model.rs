@@ -1,5 +1,6 @@
 //! Orders: what a client asks for, and what the service stores and returns.
 
+use berth_service_kit::store::now;
 use berth_service_kit::{FieldError, whole_number};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -107,6 +108,31 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new order of `input`'s lines, `pending`: recorded before anything
+    /// is priced or reserved, so a crash from here on leaves a trace.
+    pub fn pending(input: &NewOrder) -> Self {
+        let now = now();
+        Self {
+            id: Uuid::now_v7(),
+            status: OrderStatus::Pending,
+            lines: input
+                .lines
+                .iter()
+                .map(|l| OrderLine {
+                    item_id: l.item_id,
+                    quantity: l.quantity,
+                    name: None,
+                    unit_price_minor: None,
+                    line_total_minor: None,
+                })
+                .collect(),
+            currency: None,
+            total_minor: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The reservation key of line `index`: derived from the order, so a
     /// retry, the compensation and the reconciler all name the same hold.
     pub fn reservation_key(&self, index: usize) -> String {

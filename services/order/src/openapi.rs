@@ -24,14 +24,12 @@ pub fn document() -> String {
 mod tests {
     use serde_json::Value;
 
-    use super::*;
     use crate::model::{MAX_LINES, MAX_QUANTITY};
 
-    /// Schema attributes take literals only; these are the constants the
-    /// validation uses.
-    #[test]
-    fn the_schemas_state_the_limits_the_code_enforces() {
-        let doc: Value = serde_json::from_str(&document()).unwrap();
+    berth_service_kit::openapi_tests!(super::document(), states_the_limits);
+
+    /// Where the document states each limit the validation enforces.
+    fn states_the_limits(doc: &Value) {
         let schemas = &doc["components"]["schemas"];
         assert_eq!(
             schemas["NewOrder"]["properties"]["lines"]["maxItems"],
@@ -39,11 +37,5 @@ mod tests {
         );
         let quantity = &schemas["LineInput"]["properties"]["quantity"];
         assert_eq!(quantity["maximum"], MAX_QUANTITY);
-    }
-
-    #[test]
-    fn operation_ids_are_unique_and_links_resolve() {
-        let problems = berth_service_kit::openapi::inconsistencies(&document());
-        assert!(problems.is_empty(), "{problems:?}");
     }
 }

@@ -117,26 +117,7 @@ impl Saga {
         caller: &Caller,
     ) -> Result<Placed, OrderError> {
         let fingerprint = input.fingerprint();
-        let now = now();
-        let order = Order {
-            id: Uuid::now_v7(),
-            status: OrderStatus::Pending,
-            lines: input
-                .lines
-                .iter()
-                .map(|l| OrderLine {
-                    item_id: l.item_id,
-                    quantity: l.quantity,
-                    name: None,
-                    unit_price_minor: None,
-                    line_total_minor: None,
-                })
-                .collect(),
-            currency: None,
-            total_minor: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let order = Order::pending(&input);
         match self
             .store
             .insert_pending(&order, key.as_deref(), &fingerprint)

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use berth_service_kit::both_stores;
-use berth_service_kit::testing::{Backend, Process, workspace_binary};
+use berth_service_kit::testing::{Backend, Process, items, workspace_binary};
 use serde_json::{Value, json};
 
 const ORDER_BINARY: &str = env!("CARGO_BIN_EXE_order-service");
@@ -39,22 +39,11 @@ fn start(backend: &Backend, order_env: &[(&str, &str)]) -> Pair {
 
 impl Pair {
     async fn create_item(&self, stock: i64) -> String {
-        let reply = self
-            .item
-            .api()
-            .json(
-                Method::POST,
-                "/v1/items",
-                &json!({"name": "Widget", "price_minor": 1999, "currency": "EUR", "stock": stock}),
-            )
-            .await;
-        assert_eq!(reply.status, 201);
-        reply.json()["id"].as_str().unwrap().to_owned()
+        items::create_item(&self.item.api(), "Widget", 1999, "EUR", stock).await
     }
 
     async fn stock(&self, id: &str) -> i64 {
-        let item = self.item.api().get(&format!("/v1/items/{id}")).await;
-        item.json()["stock"].as_i64().unwrap()
+        items::stock(&self.item.api(), id).await
     }
 
     async fn order(
@@ -64,18 +53,11 @@ impl Pair {
         headers: &[(&str, &str)],
     ) -> (u16, Value, Duration) {
         let body = json!({"lines": [{"item_id": item, "quantity": quantity}]});
-        let mut headers = headers.to_vec();
-        headers.push(("content-type", "application/json"));
         let started = Instant::now();
         let reply = self
             .order
             .api()
-            .send(
-                Method::POST,
-                "/v1/orders",
-                &headers,
-                Some(body.to_string().into_bytes()),
-            )
+            .json_with_headers(Method::POST, "/v1/orders", headers, &body)
             .await;
         let elapsed = started.elapsed();
         let status = reply.status.as_u16();

@@ -23,6 +23,13 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// Asserts that the reply is the problem `slug`, with `status`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, slug: &str) {
+        assert_eq!(self.status, status, "{:?}", self.json());
+        assert_eq!(self.problem_slug(), slug);
+    }
+
     /// The problem's type slug, for problem+json replies.
     pub fn problem_slug(&self) -> String {
         self.json()["type"]
@@ -85,17 +92,62 @@ impl Api {
 
     /// A JSON request (`content-type: application/json`).
     pub async fn json(&self, method: Method, uri: &str, body: &serde_json::Value) -> Reply {
+        self.json_with_headers(method, uri, &[], body).await
+    }
+
+    /// A JSON request with `headers` besides its content type.
+    pub async fn json_with_headers(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Reply {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
+        self.send(method, uri, &headers, Some(body.to_string().into_bytes()))
+            .await
+    }
+
+    /// A request whose body is `body` byte for byte, sent as
+    /// `content_type`: for bodies a JSON request cannot carry (malformed
+    /// JSON, another type).
+    pub async fn raw(&self, method: Method, uri: &str, content_type: &str, body: &[u8]) -> Reply {
         self.send(
             method,
             uri,
-            &[("content-type", "application/json")],
-            Some(body.to_string().into_bytes()),
+            &[("content-type", content_type)],
+            Some(body.to_vec()),
         )
         .await
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
         self.send(Method::GET, uri, &[], None).await
+    }
+
+    /// The page after `page` of the list at `uri` (with its query, such as
+    /// `?limit=2`), following its `next_cursor` as the kit's paging does.
+    pub async fn next_page(&self, uri: &str, page: &serde_json::Value) -> serde_json::Value {
+        let cursor = page["next_cursor"].as_str().expect("a next page");
+        self.get(&format!("{uri}&cursor={cursor}")).await.json()
+    }
+
+    /// A POST without a body: an action on the resource, such as a cancel.
+    pub async fn post(&self, uri: &str) -> Reply {
+        self.send(Method::POST, uri, &[], None).await
+    }
+
+    /// A DELETE without conditions.
+    pub async fn delete(&self, uri: &str) -> Reply {
+        self.send(Method::DELETE, uri, &[], None).await
+    }
+}
+
+/// Asserts the status of a plain GET of each URI.
+pub async fn assert_get_statuses(api: &Api, expected: &[(&str, StatusCode)]) {
+    for (uri, status) in expected {
+        assert_eq!(api.get(uri).await.status, *status, "GET {uri}");
     }
 }
 

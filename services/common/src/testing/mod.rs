@@ -8,17 +8,24 @@
 //! - [`Backend::config`]: a service's configuration for a test.
 //! - [`Api`]: calls a service's HTTP API, a router in process (no socket)
 //!   or a service listening on a port, with the same calls and [`Reply`].
+//! - [`openapi_tests!`](crate::openapi_tests): the tests of a service's
+//!   OpenAPI document.
+//! - [`items`]: the item service's catalogue as suites set it up and read
+//!   it (item's own, and order's, which runs item's binary).
 //! - [`Process`]: runs a service binary on a loopback port and controls it
 //!   with signals (stop, pause, resume, terminate). A suite that needs
 //!   another service runs its binary (see [`workspace_binary`]) rather than
 //!   linking its crate, so each service is tested only through its API.
 
 mod api;
+pub mod items;
+mod openapi;
 mod process;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use api::{Api, Reply};
+pub use api::{Api, Reply, assert_get_statuses};
+pub use openapi::parse_document;
 pub use process::{Process, free_port, workspace_binary};
 
 use crate::config::Env;

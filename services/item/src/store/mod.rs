@@ -12,9 +12,7 @@ mod postgres;
 
 use std::time::Duration;
 
-use berth_service_kit::config::ServerConfig;
 use berth_service_kit::dispatch;
-use berth_service_kit::health::Health;
 use berth_service_kit::postgres::DbError;
 use jiff::Timestamp;
 use uuid::Uuid;
@@ -64,8 +62,14 @@ pub struct ListQuery {
     pub name: Option<String>,
 }
 
-/// The store behind a running service, in memory or on PostgreSQL.
-pub struct Store(berth_service_kit::store::Store<MemoryStore, PgStore>);
+berth_service_kit::service_store! {
+    /// The store behind a running service, in memory or on PostgreSQL.
+    pub struct Store {
+        memory: MemoryStore,
+        postgres: PgStore,
+        migrations: MIGRATIONS,
+    }
+}
 
 pub(crate) fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(ttl)
@@ -89,18 +93,6 @@ pub(crate) fn same_reservation(
 }
 
 impl Store {
-    /// The store the configuration asks for, and the health of its database.
-    pub async fn open(server: &ServerConfig) -> Result<(Self, Health), DbError> {
-        let (store, health) =
-            berth_service_kit::store::Store::open(server, MIGRATIONS, PgStore::new).await?;
-        Ok((Self(store), health))
-    }
-
-    /// `memory` or `postgres`.
-    pub fn kind(&self) -> &'static str {
-        self.0.kind()
-    }
-
     pub async fn create_item(&self, input: ItemInput) -> Result<Item, StoreError> {
         dispatch!(&self.0, s => s.create_item(input))
     }

@@ -6,9 +6,7 @@
 mod memory;
 mod postgres;
 
-use berth_service_kit::config::ServerConfig;
 use berth_service_kit::dispatch;
-use berth_service_kit::health::Health;
 use berth_service_kit::postgres::DbError;
 use jiff::Timestamp;
 use uuid::Uuid;
@@ -27,22 +25,16 @@ pub enum Inserted {
     Existing(Order, String),
 }
 
-/// The store behind a running service, in memory or on PostgreSQL.
-pub struct Store(berth_service_kit::store::Store<MemoryStore, PgStore>);
+berth_service_kit::service_store! {
+    /// The store behind a running service, in memory or on PostgreSQL.
+    pub struct Store {
+        memory: MemoryStore,
+        postgres: PgStore,
+        migrations: MIGRATIONS,
+    }
+}
 
 impl Store {
-    /// The store the configuration asks for, and the health of its database.
-    pub async fn open(server: &ServerConfig) -> Result<(Self, Health), DbError> {
-        let (store, health) =
-            berth_service_kit::store::Store::open(server, MIGRATIONS, PgStore::new).await?;
-        Ok((Self(store), health))
-    }
-
-    /// `memory` or `postgres`.
-    pub fn kind(&self) -> &'static str {
-        self.0.kind()
-    }
-
     /// Records a pending order unless `key` is already taken.
     pub async fn insert_pending(
         &self,
