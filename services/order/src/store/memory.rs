@@ -1,6 +1,6 @@
 //! The in-memory order store: one mutex, never held across an await.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use berth_service_kit::postgres::DbError;
@@ -17,8 +17,26 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    orders: BTreeMap<Uuid, (Order, String)>,
+    orders: BTreeMap<Uuid, Stored>,
     keys: HashMap<String, Uuid>,
+    /// The orders still moving (pending, compensating or cancelling): what
+    /// the reconciler looks at, without scanning every order ever placed
+    /// under the lock.
+    unfinished: BTreeSet<Uuid>,
+}
+
+struct Stored {
+    order: Order,
+    fingerprint: String,
+    /// Its idempotency key while it holds one.
+    key: Option<String>,
+}
+
+fn is_unfinished(status: OrderStatus) -> bool {
+    matches!(
+        status,
+        OrderStatus::Pending | OrderStatus::Compensating | OrderStatus::Cancelling
+    )
 }
 
 impl MemoryStore {
@@ -34,19 +52,28 @@ impl MemoryStore {
     ) -> Result<Inserted, DbError> {
         let mut state = self.state();
         if let Some(key) = key {
-            if let Some((existing, fp)) = state.keys.get(key).and_then(|id| state.orders.get(id)) {
-                return Ok(Inserted::Existing(existing.clone(), fp.clone()));
+            if let Some(existing) = state.keys.get(key).and_then(|id| state.orders.get(id)) {
+                return Ok(Inserted::Existing(
+                    existing.order.clone(),
+                    existing.fingerprint.clone(),
+                ));
             }
             state.keys.insert(key.to_owned(), order.id);
         }
-        state
-            .orders
-            .insert(order.id, (order.clone(), fingerprint.to_owned()));
+        if is_unfinished(order.status) {
+            state.unfinished.insert(order.id);
+        }
+        let stored = Stored {
+            order: order.clone(),
+            fingerprint: fingerprint.to_owned(),
+            key: key.map(str::to_owned),
+        };
+        state.orders.insert(order.id, stored);
         Ok(Inserted::New)
     }
 
     pub fn get(&self, id: Uuid) -> Result<Option<Order>, DbError> {
-        Ok(self.state().orders.get(&id).map(|(o, _)| o.clone()))
+        Ok(self.state().orders.get(&id).map(|s| s.order.clone()))
     }
 
     pub fn list(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<Order>, DbError> {
@@ -57,7 +84,7 @@ impl MemoryStore {
                 .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
             None => state.orders.range(..),
         };
-        Ok(range.take(limit).map(|(_, (o, _))| o.clone()).collect())
+        Ok(range.take(limit).map(|(_, s)| s.order.clone()).collect())
     }
 
     pub fn transition(
@@ -69,9 +96,10 @@ impl MemoryStore {
         free_key: bool,
     ) -> Result<Option<Order>, DbError> {
         let mut state = self.state();
-        let Some((order, _)) = state.orders.get_mut(&id) else {
+        let Some(stored) = state.orders.get_mut(&id) else {
             return Ok(None);
         };
+        let order = &mut stored.order;
         if !from.contains(&order.status) {
             return Ok(None);
         }
@@ -83,18 +111,25 @@ impl MemoryStore {
             order.total_minor = Some(pricing.total_minor);
         }
         let order = order.clone();
-        if free_key {
-            state.keys.retain(|_, holder| *holder != id);
+        let freed = if free_key { stored.key.take() } else { None };
+        if let Some(key) = freed {
+            state.keys.remove(&key);
+        }
+        if is_unfinished(to) {
+            state.unfinished.insert(id);
+        } else {
+            state.unfinished.remove(&id);
         }
         Ok(Some(order))
     }
 
     pub fn unfinished(&self, stale_before: Timestamp) -> Result<Vec<Order>, DbError> {
-        Ok(self
-            .state()
-            .orders
-            .values()
-            .map(|(o, _)| o)
+        let state = self.state();
+        Ok(state
+            .unfinished
+            .iter()
+            .filter_map(|id| state.orders.get(id))
+            .map(|s| &s.order)
             .filter(|o| match o.status {
                 OrderStatus::Pending => o.updated_at < stale_before,
                 OrderStatus::Compensating | OrderStatus::Cancelling => true,
@@ -102,5 +137,96 @@ impl MemoryStore {
             })
             .cloned()
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LineInput, NewOrder};
+
+    fn order() -> Order {
+        Order::pending(&NewOrder {
+            lines: vec![LineInput {
+                item_id: Uuid::now_v7(),
+                quantity: 1,
+            }],
+        })
+    }
+
+    /// The reconciler sees exactly the orders still moving, and a freed
+    /// idempotency key can name a new order.
+    #[test]
+    fn unfinished_orders_and_freed_keys_follow_each_transition() {
+        let store = MemoryStore::default();
+        let stale_after_all = now() + jiff::SignedDuration::from_secs(60);
+        let (placed, failed, cancelling) = (order(), order(), order());
+        for (o, key) in [(&placed, "a"), (&failed, "b"), (&cancelling, "c")] {
+            assert!(matches!(
+                store.insert_pending(o, Some(key), "fp").unwrap(),
+                Inserted::New
+            ));
+        }
+        let ids = |orders: Vec<Order>| orders.into_iter().map(|o| o.id).collect::<Vec<_>>();
+        assert_eq!(store.unfinished(stale_after_all).unwrap().len(), 3);
+        assert!(
+            ids(store.unfinished(Timestamp::MIN).unwrap()).is_empty(),
+            "pending, not stale"
+        );
+
+        let pending = [OrderStatus::Pending];
+        store
+            .transition(placed.id, &pending, OrderStatus::Placed, None, false)
+            .unwrap();
+        store
+            .transition(failed.id, &pending, OrderStatus::Compensating, None, true)
+            .unwrap();
+        store
+            .transition(cancelling.id, &pending, OrderStatus::Placed, None, false)
+            .unwrap();
+        store
+            .transition(
+                cancelling.id,
+                &[OrderStatus::Placed],
+                OrderStatus::Cancelling,
+                None,
+                false,
+            )
+            .unwrap();
+        let mut moving = ids(store.unfinished(Timestamp::MIN).unwrap());
+        moving.sort();
+        let mut expected = vec![failed.id, cancelling.id];
+        expected.sort();
+        assert_eq!(
+            moving, expected,
+            "compensating and cancelling, stale or not"
+        );
+
+        store
+            .transition(
+                failed.id,
+                &[OrderStatus::Compensating],
+                OrderStatus::Failed,
+                None,
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            ids(store.unfinished(stale_after_all).unwrap()),
+            [cancelling.id]
+        );
+
+        let again = order();
+        assert!(
+            matches!(
+                store.insert_pending(&again, Some("b"), "fp").unwrap(),
+                Inserted::New
+            ),
+            "b was freed"
+        );
+        match store.insert_pending(&order(), Some("a"), "fp").unwrap() {
+            Inserted::Existing(existing, _) => assert_eq!(existing.id, placed.id),
+            Inserted::New => panic!("a is still placed's"),
+        }
     }
 }
