@@ -15,8 +15,8 @@
 #   BENCH_SERVICES_BIN=dir BENCH_PROFILE_OUT=f bench/services/profile.sh
 #                                                profiles dir/item-service into f
 #   BENCH_PROFILE_SERVICE=order BENCH_PROFILE_STORE=postgres bench/services/profile.sh
-#                                                also profiles the parts of the
-#                                                orders floor (BENCH_BIN/examples)
+#                                                also profiles the orders floor
+#                                                and its parts (BENCH_BIN/examples)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -29,16 +29,8 @@ STORE=${BENCH_PROFILE_STORE:-memory}
 OUT=${BENCH_PROFILE_OUT:-bench/services/profile.txt}
 BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release}
 SERVICES_BIN=${BENCH_SERVICES_BIN:-$BIN}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n "${PG_PID:-}" ]]; then taskset -a -p -c "0-$(($(nproc) - 1))" "$PG_PID" >/dev/null 2>&1 || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/services/lib.sh
+source bench/services/lib.sh
 
 if [[ -z ${BENCH_SERVICES_BIN:-}${BENCH_BIN:-} ]]; then
     cargo build --release -p item-service -p order-service --bins
@@ -47,11 +39,7 @@ fi
 
 db_env=()
 if [[ $STORE == postgres ]]; then
-    PG_URL=$(scripts/postgres.sh)
-    PG_DIR=${BERTH_PG_DIR:-/var/tmp/berth-postgres}
-    PG_PID=$(head -n1 "$PG_DIR/postmaster.pid")
-    taskset -a -p -c "$SERVER_CPU" "$PG_PID" >/dev/null
-    for child in $(pgrep -P "$PG_PID"); do taskset -p -c "$SERVER_CPU" "$child" >/dev/null; done
+    pin_postgres
     db_env=("DATABASE_URL=$PG_URL")
 fi
 suffix=$(date +%s)
@@ -64,18 +52,12 @@ start() {
     local env=("${db_env[@]}")
     [[ $STORE == postgres ]] && env+=("DATABASE_SCHEMA=${schema}_$suffix")
     taskset -c "$SERVER_CPU" env HOST=127.0.0.1 PORT="$port" RUST_LOG=warn LOG_FORMAT=json "${env[@]}" "$@" \
-        "$binary" >"$WORK/$name.log" 2>&1 &
+        "$binary" >"$WORK/$name-$port.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && return 0; sleep 0.1; done
     echo "$name did not start:" >&2
-    cat "$WORK/$name.log" >&2
+    cat "$WORK/$name-$port.log" >&2
     exit 1
-}
-
-new_item() { # PORT STOCK -> id
-    curl -fs -X POST "http://127.0.0.1:$1/v1/items" -H 'content-type: application/json' \
-        -d "{\"name\":\"Seed\",\"price_minor\":1250,\"currency\":\"EUR\",\"stock\":$2}" |
-        python3 -c 'import sys, json; print(json.load(sys.stdin)["id"])'
 }
 
 start "$SERVICES_BIN/item-service" 18096 profile_item
@@ -84,7 +66,9 @@ TARGET=$ITEM
 if [[ $SERVICE == order ]]; then
     start "$SERVICES_BIN/order-service" 18095 profile_orders ITEM_URL=http://127.0.0.1:18096
     TARGET=${PIDS[-1]}
-    start "$BIN/examples/order_floor" 18097 profile_orders_floor
+    start "$BIN/examples/order_floor" 18097 profile_orders_own
+    OWN=${PIDS[-1]}
+    start "$BIN/examples/order_floor" 18098 profile_orders_floor ITEM_URL=http://127.0.0.1:18096
     FLOOR=${PIDS[-1]}
 fi
 
@@ -115,11 +99,12 @@ profile() {
         awk -F, -v rps="$rps" -v seconds="$DURATION" -v cpu="$SERVER_CPU" '$3 == "context-switches" {
             printf "Context switches on CPU %s: %.1f per request\n\n", cpu, $1 / seconds / rps }' "$WORK/stat"
         echo "### CPU $SERVER_CPU by process, % of samples and µs of CPU per request"
-        perf script -i "$data" -F comm,pid 2>/dev/null | awk -v item="$ITEM" -v target="$TARGET" -v floor="${FLOOR:-}" '
+        perf script -i "$data" -F comm,pid 2>/dev/null | awk -v item="$ITEM" -v target="$TARGET" -v floor="${FLOOR:-}" -v own="${OWN:-}" '
             {
                 pid = $NF; name = $1
                 if (pid == item) name = "item-service"; else if (pid == target) name = "order-service"
-                else if (pid == floor) name = "order_floor"; else if (pid == 0) name = "idle"
+                else if (pid == floor) name = "order_floor"; else if (pid == own) name = "order_floor_own_work"
+                else if (pid == 0) name = "idle"
                 n[name]++; total++
             }
             END { for (name in n) print n[name] / total * 100, name }' |
@@ -145,7 +130,8 @@ if [[ $SERVICE == order ]]; then
     ITEM_IDS=$(IFS=,; echo "${ids[*]}")
     profile "POST /v1/orders" "http://127.0.0.1:18095/v1/orders" post_order.lua
     # Its parts as the benchmark measures them, for the CPU per request.
-    profile "POST /v1/orders (order floor, part)" "http://127.0.0.1:18097/v1/orders" post_order.lua "$FLOOR"
+    profile "POST /v1/orders (floor: the same work, item calls included, bare)" "http://127.0.0.1:18098/v1/orders" post_order.lua "$FLOOR"
+    profile "POST /v1/orders (its own work, part)" "http://127.0.0.1:18097/v1/orders" post_order.lua "$OWN"
     profile "GET /v1/items/{id} (part)" "http://127.0.0.1:18096/v1/items/${ids[0]}" "" "$ITEM"
     profile "PUT /v1/reservations/{key} + POST .../confirm (part)" "http://127.0.0.1:18096" reserve_confirm.lua "$ITEM"
 else

@@ -9,11 +9,13 @@
 # - each row's floor: a bare axum handler doing the same work and nothing
 #   else (examples/item_floor.rs and examples/order_floor.rs in the
 #   services: the same store, model and validation, no middleware). For
-#   POST /v1/orders the
-#   floor is the sum of its parts' per-request costs: the order's own work
-#   (the order floor), plus its three item calls, measured on the item
-#   service: GET /v1/items/{id} (the GET row) and reserve + confirm (a row
-#   alternating the two, bench/services/reserve_confirm.lua);
+#   POST /v1/orders the floor makes the order's three item calls (get,
+#   reserve, confirm) to the same item service over a bare hyper client;
+#   its parts are measured too, each alone from wrk's CPU: the order's own
+#   work (the same floor without item calls), GET /v1/items/{id} (the GET
+#   row) and reserve + confirm (a row alternating the two,
+#   bench/services/reserve_confirm.lua), and the report gives the service's
+#   share of their sum as well;
 # - the ceiling: a bare axum hello server (examples/hello.rs in
 #   berth-service-kit), which does less work than any route.
 # The server side (the service under test, the item service behind the order
@@ -43,15 +45,8 @@ STORES=${BENCH_STORES:-memory postgres}
 ROWS=${BENCH_ROWS:-all}
 BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release}
 SERVICES_BIN=${BENCH_SERVICES_BIN:-$BIN}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ -n "${PG_PID:-}" ]]; then taskset -a -p -c "0-$(($(nproc) - 1))" "$PG_PID" >/dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
+# shellcheck source=bench/services/lib.sh
+source bench/services/lib.sh
 
 if ! command -v wrk >/dev/null; then
     echo "wrk not found; installing it from Debian packages" >&2
@@ -65,12 +60,7 @@ if [[ -z ${BENCH_BIN:-} ]]; then
     cargo build --release -p order-service --example order_floor
 fi
 
-PG_URL=$(scripts/postgres.sh)
-PG_DIR=${BERTH_PG_DIR:-/var/tmp/berth-postgres}
-PG_PID=$(head -n1 "$PG_DIR/postmaster.pid")
-# New backends fork from the postmaster and inherit its CPU.
-taskset -a -p -c "$SERVER_CPU" "$PG_PID" >/dev/null
-for child in $(pgrep -P "$PG_PID"); do taskset -p -c "$SERVER_CPU" "$child" >/dev/null; done
+pin_postgres
 
 # start NAME PORT BINARY [VAR=VALUE...]: runs a server on the server CPU.
 start() {
@@ -115,13 +105,6 @@ load() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$label" "$store" "$rps" "$p50" "$p99" "$total" "${non2xx:-0}" "${errors:-none}" >>"$WORK/rows.tsv"
 }
 
-json_field() { python3 -c "import sys, json; print(json.load(sys.stdin)[\"$1\"])"; }
-
-new_item() { # PORT STOCK -> id
-    curl -fs -X POST "http://127.0.0.1:$1/v1/items" -H 'content-type: application/json' \
-        -d "{\"name\":\"Seed\",\"price_minor\":1250,\"currency\":\"EUR\",\"stock\":$2}" | json_field id
-}
-
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if [[ $ROWS == all ]]; then
@@ -143,8 +126,10 @@ for store in $STORES; do
     start order 18092 "$SERVICES_BIN/order-service" ITEM_URL=http://127.0.0.1:18091 "${env[@]}"
     mapfile -t env < <(db_env bench_item_floor)
     start item_floor 18093 "$BIN/examples/item_floor" "${env[@]}"
+    mapfile -t env < <(db_env bench_orders_own)
+    start order_own 18094 "$BIN/examples/order_floor" "${env[@]}"
     mapfile -t env < <(db_env bench_orders_floor)
-    start order_floor 18094 "$BIN/examples/order_floor" "${env[@]}"
+    start order_floor 18095 "$BIN/examples/order_floor" ITEM_URL=http://127.0.0.1:18091 "${env[@]}"
 
     one=$(new_item 18091 10)
     floor_one=$(new_item 18093 10)
@@ -160,7 +145,8 @@ for store in $STORES; do
         load service "POST /v1/items" "$store" "http://127.0.0.1:18091/v1/items" post_item.lua
     fi
     load part "PUT /v1/reservations/{key} + POST .../confirm" "$store" "http://127.0.0.1:18091" reserve_confirm.lua
-    load floor "POST /v1/orders" "$store" "http://127.0.0.1:18094/v1/orders" post_order.lua
+    load part "POST /v1/orders, its own work" "$store" "http://127.0.0.1:18094/v1/orders" post_order.lua
+    load floor "POST /v1/orders" "$store" "http://127.0.0.1:18095/v1/orders" post_order.lua
     load service "POST /v1/orders" "$store" "http://127.0.0.1:18092/v1/orders" post_order.lua
     stop_all
 done
@@ -174,17 +160,21 @@ ceiling = {label.split()[0]: r for (kind, label, _), r in rps.items() if kind ==
 
 
 def floor_of(label, store):
-    """The floor's req/s for a service row: its bare handler's, or for
-    POST /v1/orders the sum of its parts' per-request costs (the order's own
-    work, one GET of an item, one reserve and one confirm)."""
-    own = rps.get(("floor", label, store))
-    if own is None:
-        return None
-    if label != "POST /v1/orders":
-        return own
+    """The floor's req/s for a service row: its bare handler's."""
+    return rps.get(("floor", label, store))
+
+
+def sum_of_parts(store):
+    """POST /v1/orders' sum of its parts' per-request costs, each measured
+    alone from the load generator's CPU: the order's own work, one GET of an
+    item, one reserve and one confirm. It leaves out what the order service
+    pays to make its three calls (the client side of each exchange,
+    including the kernel's loopback delivery to the item service), which
+    the end-to-end floor includes."""
+    own = rps.get(("part", "POST /v1/orders, its own work", store))
     get = rps.get(("service", "GET /v1/items/{id}", store))
     pair = rps.get(("part", "PUT /v1/reservations/{key} + POST .../confirm", store))
-    if not get or not pair:
+    if not own or not get or not pair:
         return None
     return 1 / (1 / own + 1 / get + 2 / pair)
 
@@ -214,7 +204,8 @@ lines = [
     "- POST /v1/orders: one line of quantity 1 over 50 items; each order is 3 HTTP calls to the item service",
     "  (get, reserve, confirm) plus the order store writes.",
     "- Floors: bare axum handlers on the same store doing the same work (examples/item_floor.rs, examples/order_floor.rs);",
-    "  ceiling: a bare axum hello server (examples/hello.rs). Same load, same pinning, same run.",
+    "  the orders floor makes the same three item calls to the same item service over a bare hyper client.",
+    "  Ceiling: a bare axum hello server (examples/hello.rs). Same load, same pinning, same run.",
     "",
     "## Results",
     "",
@@ -235,11 +226,16 @@ for kind, label, store, r, p50, p99, total, non2xx, errors in rows:
     lines.append(f"| {label}{names[kind]} | {store} | {r:,.0f} | {p50} | {p99} | {total} | {non2xx} | {errors} | {floor} | {of_floor} | {of_ceiling} |")
 lines += [
     "",
-    "Share of floor: a row's req/s over its floor's, the bare handler doing the same work in the same run;",
-    "for POST /v1/orders the floor is 1 / (1/order floor + 1/GET /v1/items/{id} + 2/reservations part), the",
-    "sum of the per-request costs of its own work and its three item calls. Share of ceiling: over the",
-    "hello server's req/s for the same method.",
+    "Share of floor: a row's req/s over its floor's, the bare handler doing the same work in the same run.",
+    "Share of ceiling: over the hello server's req/s for the same method.",
+    "",
+    "POST /v1/orders against the sum of its parts, 1 / (1/its own work + 1/GET /v1/items/{id} + 2/reservations",
+    "part), each part measured alone with wrk on the other CPU (so without the client side of the three calls):",
 ]
+for store in dict.fromkeys(store for _, _, store, *_ in rows if store != "-"):
+    parts, service = sum_of_parts(store), rps.get(("service", "POST /v1/orders", store))
+    if parts and service:
+        lines.append(f"- {store}: {service:,.0f} req/s of {parts:,.0f}, {service / parts:.1%}")
 print("\n".join(lines))
 # What follows "## Notes" in the file is written by hand: kept.
 try:
