@@ -52,7 +52,8 @@ impl State {
         if r.status != ReservationStatus::Held || r.expires_at.is_some_and(|at| at > now) {
             return;
         }
-        if let Some(at) = r.expires_at.take() {
+        // An expired hold keeps its expiry, as in PostgreSQL.
+        if let Some(at) = r.expires_at {
             self.held.remove(&(at, key.to_owned()));
         }
         r.status = ReservationStatus::Expired;
@@ -303,6 +304,12 @@ mod tests {
         assert_eq!(store.state().held.len(), 7, "due-2..7 and later");
 
         assert_eq!(store.expire_due().unwrap(), 6, "due-2..7");
+        let expired = store.get_reservation("due-2").unwrap().unwrap();
+        assert_eq!(expired.status, ReservationStatus::Expired);
+        assert!(
+            expired.expires_at.is_some(),
+            "an expired hold keeps its expiry"
+        );
         assert_eq!(store.expire_due().unwrap(), 0, "each hold expires once");
         assert_eq!(
             store.get_item(id).unwrap().unwrap().stock,
