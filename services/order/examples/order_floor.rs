@@ -67,21 +67,21 @@ async fn create(State(floor): State<Arc<Floor>>, body: Bytes) -> Response {
         Ok(Inserted::New) => {}
         _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    let lines = match &floor.items {
+    let (lines, currency) = match &floor.items {
         Some(items) => match items.price_reserve_confirm(&order).await {
-            Some(lines) => lines,
+            Some(priced) => priced,
             None => return StatusCode::BAD_GATEWAY.into_response(),
         },
-        None => order
-            .lines
-            .iter()
-            .map(|line| priced(line, "Seed".to_owned(), 1250))
-            .collect(),
+        None => {
+            let lines = order.lines.iter();
+            let lines = lines.map(|line| priced(line, "Seed".to_owned(), 1250));
+            (lines.collect(), "EUR".to_owned())
+        }
     };
     let pricing = Pricing {
         total_minor: lines.iter().filter_map(|l| l.line_total_minor).sum(),
         lines,
-        currency: "EUR".to_owned(),
+        currency,
     };
     let placed = floor
         .store
@@ -117,17 +117,24 @@ struct Items {
 struct ItemPrice {
     name: String,
     price_minor: i64,
+    currency: String,
 }
 
 impl Items {
-    /// The saga's forward steps, bare: every line priced, then reserved,
-    /// then confirmed. None when a call fails or is refused.
-    async fn price_reserve_confirm(&self, order: &Order) -> Option<Vec<OrderLine>> {
+    /// The saga's forward steps, bare: every line priced (in one
+    /// currency), then reserved, then confirmed. The lines and their
+    /// currency; None when a call fails or is refused, or the currencies
+    /// differ.
+    async fn price_reserve_confirm(&self, order: &Order) -> Option<(Vec<OrderLine>, String)> {
         let mut lines = Vec::with_capacity(order.lines.len());
+        let mut currency: Option<String> = None;
         for line in &order.lines {
             let path = format!("/v1/items/{}", line.item_id);
             let body = self.call(Method::GET, path, None).await?;
             let item: ItemPrice = serde_json::from_slice(&body).ok()?;
+            if *currency.get_or_insert_with(|| item.currency.clone()) != item.currency {
+                return None;
+            }
             lines.push(priced(line, item.name, item.price_minor));
         }
         for (i, line) in order.lines.iter().enumerate() {
@@ -142,7 +149,7 @@ impl Items {
             let path = format!("/v1/reservations/{}/confirm", order.reservation_key(i));
             self.call(Method::POST, path, None).await?;
         }
-        Some(lines)
+        Some((lines, currency.unwrap_or_default()))
     }
 
     async fn call(&self, method: Method, path: String, json: Option<Bytes>) -> Option<Bytes> {
