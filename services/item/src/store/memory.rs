@@ -33,6 +33,13 @@ struct State {
     held: BTreeSet<(Timestamp, String)>,
 }
 
+/// Takes `reservation` out of the expiry index, when it is in it.
+fn unhold(held: &mut BTreeSet<(Timestamp, String)>, reservation: &Reservation) {
+    if let Some(at) = reservation.expires_at {
+        held.remove(&(at, reservation.key.clone()));
+    }
+}
+
 impl State {
     /// Puts a reservation's units back and bumps the item's version.
     fn restock(&mut self, reservation: &Reservation) {
@@ -53,9 +60,7 @@ impl State {
             return;
         }
         // An expired hold keeps its expiry, as in PostgreSQL.
-        if let Some(at) = r.expires_at {
-            self.held.remove(&(at, key.to_owned()));
-        }
+        unhold(&mut self.held, r);
         r.status = ReservationStatus::Expired;
         r.updated_at = now;
         let r = r.clone();
@@ -203,10 +208,9 @@ impl MemoryStore {
             .ok_or(StoreError::ReservationNotFound)?;
         match r.status {
             ReservationStatus::Held => {
-                if let Some(at) = r.expires_at.take() {
-                    held.remove(&(at, key.to_owned()));
-                }
+                unhold(held, r);
                 r.status = ReservationStatus::Confirmed;
+                r.expires_at = None;
                 r.updated_at = now();
                 Ok(r.clone())
             }
@@ -220,7 +224,10 @@ impl MemoryStore {
     pub fn release(&self, key: &str) -> Result<Reservation, StoreError> {
         let mut state = self.state();
         let now = now();
-        let Some(r) = state.reservations.get_mut(key) else {
+        let State {
+            reservations, held, ..
+        } = &mut *state;
+        let Some(r) = reservations.get_mut(key) else {
             let tombstone = Reservation {
                 key: key.to_owned(),
                 item_id: None,
@@ -230,7 +237,7 @@ impl MemoryStore {
                 created_at: now,
                 updated_at: now,
             };
-            state.reservations.insert(key.to_owned(), tombstone.clone());
+            reservations.insert(key.to_owned(), tombstone.clone());
             return Ok(tombstone);
         };
         if !matches!(
@@ -239,13 +246,11 @@ impl MemoryStore {
         ) {
             return Ok(r.clone());
         }
-        let held_until = r.expires_at.take();
+        unhold(held, r);
         r.status = ReservationStatus::Released;
+        r.expires_at = None;
         r.updated_at = now;
         let r = r.clone();
-        if let Some(at) = held_until {
-            state.held.remove(&(at, key.to_owned()));
-        }
         state.restock(&r);
         Ok(r)
     }

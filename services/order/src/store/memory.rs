@@ -130,11 +130,8 @@ impl MemoryStore {
             .iter()
             .filter_map(|id| state.orders.get(id))
             .map(|s| &s.order)
-            .filter(|o| match o.status {
-                OrderStatus::Pending => o.updated_at < stale_before,
-                OrderStatus::Compensating | OrderStatus::Cancelling => true,
-                _ => false,
-            })
+            // A pending order may still be being placed: only a stale one.
+            .filter(|o| o.status != OrderStatus::Pending || o.updated_at < stale_before)
             .cloned()
             .collect())
     }
